@@ -1,0 +1,103 @@
+"""Server-to-Server OAuth: account credentials exchanged for hour-long bearer tokens."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import typing as t
+
+import requests
+from singer_sdk.authenticators import OAuthAuthenticator
+
+from tap_zoom_sms.errors import AuthError
+
+#: Renew this long before Zoom's expiry (or a tenth of the lifetime, if shorter),
+#: so no request leaves with a token that expires in flight.
+EARLY_REFRESH_SECONDS = 300
+
+
+class ZoomS2SAuthenticator(OAuthAuthenticator):
+    """Gets tokens with ``grant_type=account_credentials``, renewing them early.
+
+    The SDK's authenticator renews only once a token has expired and treats a 401
+    as final; Zoom tokens can be revoked or rotated at any time, so the streams
+    call :meth:`invalidate` on a 401 and retry once with a fresh token.
+    """
+
+    def __init__(
+        self,
+        *,
+        account_id: str,
+        client_id: str,
+        client_secret: str,
+        auth_endpoint: str,
+    ) -> None:
+        """Keep the credentials; the first request fetches the first token."""
+        basic = base64.b64encode(f"{client_id}:{client_secret}".encode()).decode("ascii")
+        super().__init__(
+            auth_endpoint=auth_endpoint,
+            client_id=client_id,
+            client_secret=client_secret,
+            oauth_headers={"Authorization": f"Basic {basic}"},
+        )
+        self._account_id = account_id
+
+    @property
+    def oauth_request_body(self) -> dict[str, str]:
+        """Return the form body of Zoom's account-credentials grant."""
+        return {"grant_type": "account_credentials", "account_id": self._account_id}
+
+    def is_token_valid(self) -> bool:
+        """Say whether the token will outlive the margin before its expiry."""
+        if self.access_token is None or self.last_refreshed is None:
+            return False
+        if not self.expires_in:
+            return True
+        margin = min(EARLY_REFRESH_SECONDS, self.expires_in / 10)
+        age = (dt.datetime.now(dt.timezone.utc) - self.last_refreshed).total_seconds()
+        return age < self.expires_in - margin
+
+    def invalidate(self) -> None:
+        """Forget the token, so the next request asks for a new one."""
+        self.access_token = None
+        self.last_refreshed = None
+
+    def update_access_token(self) -> None:
+        """Get a token, turning connection failures into one clear error."""
+        try:
+            super().update_access_token()
+        except requests.RequestException as exc:
+            msg = f"could not reach Zoom's token endpoint {self.auth_endpoint}: {type(exc).__name__}"
+            raise AuthError(msg) from None
+        except (KeyError, ValueError):
+            msg = f"Zoom's token endpoint {self.auth_endpoint} answered without an access token"
+            raise AuthError(msg) from None
+
+    def handle_error(self, *, content: str, status_code: int | None) -> t.NoReturn:
+        """Raise one line that says why Zoom refused the credentials.
+
+        The SDK's default logs the response and raises a generic RuntimeError; Zoom's
+        body (``{"reason", "error"}``) never echoes the secret, so it is quoted.
+        """
+        error, reason = _token_error(content)
+        if error == "invalid_client":
+            msg = "Zoom rejected the client credentials (invalid_client): check client_id and client_secret"
+        elif error:
+            msg = f"Zoom refused an access token ({error}): {reason or 'no reason given'}"
+            if "account" in reason.lower():
+                msg += ": check account_id"
+        else:
+            msg = f"Zoom's token endpoint answered HTTP {status_code or 'error'}"
+        raise AuthError(msg)
+
+
+def _token_error(content: str) -> tuple[str, str]:
+    """Return ``(error, reason)`` from a token endpoint error body, or empty strings."""
+    try:
+        body = json.loads(content)
+    except ValueError:
+        return "", ""
+    if not isinstance(body, dict):
+        return "", ""
+    return str(body.get("error") or ""), str(body.get("reason") or "")

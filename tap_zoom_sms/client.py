@@ -1,0 +1,210 @@
+"""The base of every Zoom stream: auth, pacing, windows, paging, errors and bookmarks."""
+
+from __future__ import annotations
+
+import itertools
+import typing as t
+from functools import cached_property
+from http import HTTPStatus
+from importlib import resources
+from pathlib import Path
+
+from singer_sdk import RESTStream, SchemaDirectory, StreamSchema
+from singer_sdk.exceptions import RetriableAPIError
+
+from tap_zoom_sms.errors import AuthError, PageTokenExpiredError, ZoomAPIError
+from tap_zoom_sms.pagination import WindowPage, WindowPaginator
+from tap_zoom_sms.ratelimit import RateLimitedSession
+from tap_zoom_sms.responses import (
+    PAGE_TOKEN_CODES,
+    MalformedResponseError,
+    describe_error,
+    error_fields,
+    zoom_json,
+)
+from tap_zoom_sms.windows import BoundaryDedupe, Window, format_zoom_time
+
+if t.TYPE_CHECKING:
+    import datetime as dt
+
+    import requests
+    from singer_sdk.helpers.types import Context
+
+    from tap_zoom_sms.auth import ZoomS2SAuthenticator
+    from tap_zoom_sms.tap import TapZoomSms
+
+#: Restarts of one window after Zoom rejects its page token, before giving up.
+MAX_WINDOW_RESTARTS = 3
+
+
+def schema_directory() -> SchemaDirectory:
+    """Locate ``schemas/``: inside the installed wheel, else at the top of a checkout."""
+    packaged = resources.files("tap_zoom_sms") / "schemas"
+    if packaged.is_dir():
+        return SchemaDirectory(packaged)
+    return SchemaDirectory(Path(__file__).resolve().parent.parent / "schemas")
+
+
+SCHEMAS = schema_directory()
+
+
+class ZoomStream(RESTStream[WindowPage]):
+    """A Zoom list endpoint read window by window, page by page.
+
+    Subclasses say which windows to read (:meth:`windows`), where the records are in
+    a page (``records_key``) and which rate-limit label the endpoint has; this class
+    does the rest. Bookmarks advance only when a whole window has been read
+    (:meth:`commit_bookmark`), never per record, so a STATE emitted at any moment
+    is safe to resume from.
+    """
+
+    schema = StreamSchema(SCHEMAS)
+    #: Zoom's rate-limit label of the endpoint: "Medium" or "Heavy".
+    rate_limit_label: t.ClassVar[str] = "Medium"
+    #: The key of the records' array in a page.
+    records_key: t.ClassVar[str]
+
+    _tap: TapZoomSms
+    _paginator: WindowPaginator
+    _windows: t.Iterator[Window]
+    _unauthorized_streak = 0
+
+    @property
+    def url_base(self) -> str:
+        """Return the API base, e.g. https://api.zoom.us/v2."""
+        return str(self.config["api_url"]).rstrip("/")
+
+    @property
+    def authenticator(self) -> ZoomS2SAuthenticator:
+        """Return the tap's one authenticator, so every stream shares one token."""
+        return self._tap.zoom_auth
+
+    @cached_property
+    def requests_session(self) -> requests.Session:
+        """Return a session paced by the limiter of this endpoint's label."""
+        return RateLimitedSession(self._tap.rate_limiters[self.rate_limit_label])
+
+    @property
+    def timeout(self) -> int:
+        """Return the per-request timeout in seconds."""
+        return int(self.config["request_timeout"])
+
+    def windows(self, context: Context | None) -> t.Iterator[Window]:
+        """Return the windows to read for ``context``, oldest first."""
+        raise NotImplementedError
+
+    def on_window_done(self, window: Window, last: bool) -> None:
+        """Run after every record of ``window`` has been processed (default: nothing)."""
+
+    def get_new_paginator(self) -> WindowPaginator:
+        """Return a paginator over the windows :meth:`get_records` prepared."""
+        self._paginator = WindowPaginator(self._windows, self.on_window_done)
+        return self._paginator
+
+    def get_url_params(
+        self,
+        context: Context | None,  # noqa: ARG002
+        next_page_token: WindowPage | None,
+    ) -> dict[str, t.Any]:
+        """Return the window's ``from``/``to``, the page size and Zoom's page token."""
+        assert next_page_token is not None  # noqa: S101 (the paginator always has a page)
+        params: dict[str, t.Any] = {
+            "page_size": self.config["page_size"],
+            **next_page_token.window.params(),
+        }
+        if next_page_token.next_page_token:
+            params["next_page_token"] = next_page_token.next_page_token
+        return params
+
+    def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
+        """Read every window; restart a window whose page token Zoom rejects.
+
+        Zoom's page tokens expire after 15 minutes, and a token from a slow window
+        can be refused: the window is then read again from its first page (its
+        records may be emitted twice; targets upsert on the primary key). A record
+        on the boundary two windows share is emitted once.
+        """
+        windows = self.windows(context)
+        first = next(windows, None)
+        if first is None:
+            return
+        self._windows = itertools.chain([first], windows)
+        dedupe = BoundaryDedupe(self.primary_keys, str(self.replication_key))
+        restarted: tuple[Window, int] | None = None
+        while True:
+            try:
+                for record in self.request_records(context):
+                    if dedupe.first_sighting(record, self._paginator.current_value.window):
+                        yield record
+            except PageTokenExpiredError as exc:
+                window = self._paginator.current_value.window
+                count = restarted[1] + 1 if restarted and restarted[0] == window else 1
+                if count > MAX_WINDOW_RESTARTS:
+                    raise
+                self.logger.warning("%s; reading window %s again from its first page", exc, window.params())
+                restarted = (window, count)
+                self._windows = itertools.chain([window], windows)
+            else:
+                return
+
+    def parse_response(self, response: requests.Response) -> t.Iterable[dict[str, t.Any]]:
+        """Yield the records of a page (a missing or null array is an empty page)."""
+        yield from zoom_json(response).get(self.records_key) or ()
+
+    def validate_response(self, response: requests.Response) -> None:
+        """Sort a response into success, retry, token renewal or a clear error.
+
+        Retried: 429, 5xx, and 2xx bodies that are not a JSON object (a truncated
+        page). A 401 renews the token and retries once. Anything else ends the run
+        with Zoom's code, message and tracking id, save the cases subclasses handle
+        in :meth:`client_error`.
+        """
+        status = response.status_code
+        if status == HTTPStatus.UNAUTHORIZED:
+            self._renew_after_401(response)
+        if status == HTTPStatus.TOO_MANY_REQUESTS or status >= HTTPStatus.INTERNAL_SERVER_ERROR:
+            raise RetriableAPIError(describe_error(response), response)
+        if status >= HTTPStatus.BAD_REQUEST:
+            raise self.client_error(response)
+        self._unauthorized_streak = 0
+        try:
+            zoom_json(response)
+        except MalformedResponseError as exc:
+            raise RetriableAPIError(str(exc), response) from None
+
+    def client_error(self, response: requests.Response) -> ZoomAPIError:
+        """Return the error for a 4xx answer (other than 401 and 429)."""
+        code, message = error_fields(response)
+        if response.status_code == HTTPStatus.BAD_REQUEST and code in PAGE_TOKEN_CODES and "token" in message.lower():
+            return PageTokenExpiredError(describe_error(response))
+        return ZoomAPIError(describe_error(response))
+
+    def _renew_after_401(self, response: requests.Response) -> None:
+        """Drop the token and retry once; a second 401 in a row is final."""
+        self._unauthorized_streak += 1
+        if self._unauthorized_streak > 1:
+            msg = (
+                f"Zoom refused a freshly issued access token: {describe_error(response)} "
+                "(check the app's scopes and that it is activated)"
+            )
+            raise AuthError(msg)
+        self.authenticator.invalidate()
+        raise RetriableAPIError(describe_error(response), response)
+
+    def _increment_stream_state(self, latest_record: dict, *, context: Context | None = None) -> None:
+        """Do not move bookmarks per record (the SDK's default), see :meth:`commit_bookmark`.
+
+        Records within a window arrive in no useful order; a per-record bookmark
+        would either claim progress mid-window (losing the rest of the window on a
+        kill) or, as the SDK does for unsorted streams, only be promoted at the very
+        end of the run (losing all progress of an interrupted run).
+        """
+
+    def commit_bookmark(self, value: dt.datetime, **extra: str) -> None:
+        """Record that everything up to ``value`` has been emitted, and emit STATE."""
+        state = self.stream_state
+        state["replication_key"] = self.replication_key
+        state["replication_key_value"] = format_zoom_time(value)
+        state.update(extra)
+        self.state_manager.is_flushed = False
+        self._write_state_message()

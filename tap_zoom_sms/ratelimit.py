@@ -1,0 +1,49 @@
+"""Client-side rate limits, one per Zoom rate-limit label (Medium, Heavy).
+
+Zoom's limits are per account and per label, shared by every request of the
+process; pacing requests here keeps a run from drawing 429s in the first place.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import typing as t
+
+import requests
+
+
+class RateLimiter:
+    """Spaces requests so no more than ``rate`` start in any second (thread-safe)."""
+
+    def __init__(self, rate: float, *, clock: t.Callable[[], float] = time.monotonic) -> None:
+        """Allow ``rate`` requests per second; ``rate <= 0`` disables the limit."""
+        self._interval = 1.0 / rate if rate > 0 else 0.0
+        self._clock = clock
+        self._next_slot = 0.0
+        self._lock = threading.Lock()
+
+    def acquire(self) -> None:
+        """Block until this caller's slot comes."""
+        if not self._interval:
+            return
+        with self._lock:
+            now = self._clock()
+            slot = max(now, self._next_slot)
+            self._next_slot = slot + self._interval
+        if slot > now:
+            time.sleep(slot - now)
+
+
+class RateLimitedSession(requests.Session):
+    """A session whose every send, retries included, waits for the limiter."""
+
+    def __init__(self, limiter: RateLimiter) -> None:
+        """Send through ``limiter``."""
+        super().__init__()
+        self._limiter = limiter
+
+    def send(self, request: requests.PreparedRequest, **kwargs: t.Any) -> requests.Response:  # type: ignore[override]
+        """Wait for a slot, then send."""
+        self._limiter.acquire()
+        return super().send(request, **kwargs)

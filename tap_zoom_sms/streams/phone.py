@@ -1,0 +1,164 @@
+"""Zoom Phone SMS: sessions, the messages of each session, and their attachments.
+
+A session is listed only in the window that holds its *last* message, so its
+earlier messages lie in earlier months: for every session listed, the messages
+stream reads every month from the run's message lower bound up to the session's
+``last_access_time``. That lower bound (``messages_since`` in the sessions
+stream's state) is the bookmark the run started from; it is kept until a run
+reaches the present, so a run interrupted and resumed still reads the older
+messages of sessions it lists after the restart.
+"""
+
+from __future__ import annotations
+
+import typing as t
+from http import HTTPStatus
+
+from singer_sdk import Stream, StreamSchema
+
+from tap_zoom_sms.client import SCHEMAS, ZoomStream
+from tap_zoom_sms.errors import SessionGoneError, ZoomAPIError
+from tap_zoom_sms.responses import SESSION_GONE_CODES, describe_error, error_fields
+from tap_zoom_sms.windows import format_zoom_time, month_windows, parse_time
+
+if t.TYPE_CHECKING:
+    import datetime as dt
+
+    import requests
+    from singer_sdk.helpers.types import Context
+
+    from tap_zoom_sms.windows import Window
+
+
+class SmsSessionsStream(ZoomStream):
+    """GET /phone/sms/sessions: every session of the account, by last message time."""
+
+    name = "sms_sessions"
+    path = "/phone/sms/sessions"
+    primary_keys = ("session_id",)
+    replication_key = "last_access_time"
+    records_key = "sms_sessions"
+
+    messages_since: dt.datetime
+
+    def windows(self, context: Context | None) -> t.Iterator[Window]:
+        """Read from the bookmark (or start_date) to end_date (or now).
+
+        Also fixes the lower bound of this run's messages: the ``messages_since``
+        an interrupted run left in the state, else the bookmark.
+        """
+        start = parse_time(self.get_starting_timestamp(context) or self._tap.start_date)
+        pending = self.stream_state.get("messages_since")
+        self.messages_since = start
+        if pending:
+            self.messages_since = max(self._tap.start_date, min(parse_time(pending), start))
+        return month_windows(start, self._tap.end_date)
+
+    def get_url_params(self, context: Context | None, next_page_token: t.Any) -> dict[str, t.Any]:
+        """Ask for every session type, filtered on the last message time (never Zoom's defaults)."""
+        return {
+            **super().get_url_params(context, next_page_token),
+            "session_type": self.config["session_type"],
+            "filter_type": "last_message_time",
+        }
+
+    def get_child_context(self, record: dict, context: Context | None) -> dict:  # noqa: ARG002
+        """Tell the messages stream which session to read, and from when to when."""
+        until = record.get("last_access_time") or format_zoom_time(self._paginator.current_value.window.end)
+        return {
+            "session_id": record["session_id"],
+            "messages_since": format_zoom_time(self.messages_since),
+            "messages_until": until,
+        }
+
+    def on_window_done(self, window: Window, last: bool) -> None:
+        """Advance the bookmark past ``window``, whose sessions and messages are all out.
+
+        Once a run has read up to the present, the next run's sessions can only have
+        new messages after it, so ``messages_since`` moves up too. A run that stopped
+        at an end_date in the past leaves it where it was: sessions whose last message
+        lies after end_date were not listed, and their earlier messages are still due.
+        """
+        end_date = self._tap.end_date
+        reached_present = last and (end_date is None or window.end < end_date)
+        since = window.end if reached_present else self.messages_since
+        self.commit_bookmark(window.end, messages_since=format_zoom_time(since))
+
+
+class SmsMessagesStream(ZoomStream):
+    """GET /phone/sms/sessions/{session_id}: the messages of one session, oldest first."""
+
+    name = "sms_messages"
+    path = "/phone/sms/sessions/{session_id}"
+    primary_keys = ("message_id",)
+    replication_key = "date_time"
+    records_key = "sms_histories"
+    parent_stream_type = SmsSessionsStream
+    #: One state entry for the stream, not one per session: state must stay small.
+    state_partitioning_keys: t.ClassVar[list[str]] = []
+
+    def windows(self, context: Context | None) -> t.Iterator[Window]:
+        """Read the session's months from the run's lower bound to its last message."""
+        assert context is not None  # noqa: S101 (a child stream always has one)
+        until = parse_time(context["messages_until"])
+        since = min(parse_time(context["messages_since"]), until)
+        return month_windows(since, until)
+
+    def get_url_params(self, context: Context | None, next_page_token: t.Any) -> dict[str, t.Any]:
+        """Ask for messages in ascending creation order."""
+        return {**super().get_url_params(context, next_page_token), "sort": 1}
+
+    def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
+        """Read the session's messages; skip a session deleted since it was listed."""
+        try:
+            yield from super().get_records(context)
+        except SessionGoneError as exc:
+            self.logger.warning("Skipping a session that no longer exists: %s", exc)
+
+    def client_error(self, response: requests.Response) -> ZoomAPIError:
+        """Recognise a session that retention deleted between the list and its details."""
+        code, _ = error_fields(response)
+        if response.status_code == HTTPStatus.NOT_FOUND and code in SESSION_GONE_CODES:
+            return SessionGoneError(describe_error(response))
+        return super().client_error(response)
+
+    def post_process(self, row: dict, context: Context | None = None) -> dict:
+        """Add the session's id, which Zoom leaves out of its messages."""
+        assert context is not None  # noqa: S101
+        row["session_id"] = context["session_id"]
+        return row
+
+    def generate_child_contexts(self, record: dict, context: Context | None) -> t.Iterable[dict]:  # noqa: ARG002
+        """Hand a message's attachments to the attachments stream (none: no sync at all)."""
+        if record.get("attachments"):
+            yield {
+                "session_id": record["session_id"],
+                "message_id": record["message_id"],
+                "date_time": record.get("date_time"),
+                "attachments": record["attachments"],
+            }
+
+
+class AttachmentsStream(Stream):
+    """One record per file attached to a message, taken from the message itself."""
+
+    name = "attachments"
+    schema = StreamSchema(SCHEMAS)
+    primary_keys = ("message_id", "id")
+    replication_key = "date_time"
+    parent_stream_type = SmsMessagesStream
+    state_partitioning_keys: t.ClassVar[list[str]] = []
+
+    def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
+        """Yield the message's attachments with its keys and time (no request)."""
+        assert context is not None  # noqa: S101
+        for attachment in context["attachments"]:
+            yield {
+                **attachment,
+                "message_id": context["message_id"],
+                "session_id": context["session_id"],
+                "date_time": context["date_time"],
+            }
+
+    def _increment_stream_state(self, latest_record: dict, *, context: Context | None = None) -> None:
+        """Keep no bookmark: attachments come with their messages, see SmsSessionsStream."""

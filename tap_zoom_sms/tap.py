@@ -1,0 +1,242 @@
+"""The tap: settings, their checks, the shared authenticator and rate limiters, and the CLI."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+import typing as t
+from functools import cached_property
+
+import requests
+from singer_sdk import Tap
+from singer_sdk import typing as th
+from singer_sdk.exceptions import ConfigValidationError, FatalAPIError, RetriableAPIError
+
+from tap_zoom_sms.auth import ZoomS2SAuthenticator
+from tap_zoom_sms.errors import SettingsError, ZoomTapError
+from tap_zoom_sms.ratelimit import RateLimiter
+from tap_zoom_sms.streams import STREAM_TYPES
+from tap_zoom_sms.windows import parse_time, utc_now
+
+if t.TYPE_CHECKING:
+    from singer_sdk import Stream
+
+SESSION_TYPES = ("all", "user", "call_queue", "auto_receptionist")
+MAX_PAGE_SIZE = 100
+
+
+class TapZoomSms(Tap):
+    """Zoom Phone SMS sessions, messages and attachments, and Contact Center SMS."""
+
+    name = "tap-zoom-sms"
+
+    config_jsonschema = th.PropertiesList(
+        th.Property(
+            "account_id",
+            th.StringType,
+            required=True,
+            title="Account ID",
+            description="Account ID of the Zoom Server-to-Server OAuth app.",
+        ),
+        th.Property(
+            "client_id",
+            th.StringType,
+            required=True,
+            title="Client ID",
+            description="Client ID of the Server-to-Server OAuth app.",
+        ),
+        th.Property(
+            "client_secret",
+            th.StringType,
+            required=True,
+            secret=True,
+            title="Client Secret",
+            description="Client secret of the Server-to-Server OAuth app.",
+        ),
+        th.Property(
+            "start_date",
+            th.DateTimeType,
+            required=True,
+            title="Start Date",
+            description="UTC date-time of the earliest data to extract on a first run.",
+        ),
+        th.Property(
+            "end_date",
+            th.DateTimeType,
+            title="End Date",
+            description="UTC date-time up to which to extract (default: now), for backfills of a fixed range.",
+        ),
+        th.Property(
+            "api_url",
+            th.StringType,
+            default="https://api.zoom.us/v2",
+            title="API URL",
+            description="API base URL (Zoom for Government: https://api.zoomgov.com/v2).",
+        ),
+        th.Property(
+            "oauth_url",
+            th.StringType,
+            default="https://zoom.us/oauth/token",
+            title="OAuth URL",
+            description="Token endpoint (Zoom for Government: https://zoomgov.com/oauth/token).",
+        ),
+        th.Property(
+            "medium_requests_per_second",
+            th.NumberType,
+            default=10,
+            title="Medium Requests per Second",
+            description="Client-side cap for Medium-label requests: 10 on Pro, 20 on Business and up; 0 turns it off.",
+        ),
+        th.Property(
+            "heavy_requests_per_second",
+            th.NumberType,
+            default=5,
+            title="Heavy Requests per Second",
+            description="Client-side cap for Heavy-label requests: 5 on Pro, 10 on Business and up; 0 turns it off.",
+        ),
+        th.Property(
+            "contact_center_lookback_hours",
+            th.IntegerType,
+            default=72,
+            title="Contact Center Lookback Hours",
+            description="How far before its bookmark each run re-reads Contact Center engagements "
+            "(they are published only once completed).",
+        ),
+        th.Property(
+            "page_size",
+            th.IntegerType,
+            default=MAX_PAGE_SIZE,
+            title="Page Size",
+            description="Records per page asked of Zoom (1 to 100).",
+        ),
+        th.Property(
+            "session_type",
+            th.StringType,
+            default="all",
+            allowed_values=list(SESSION_TYPES),
+            title="Session Type",
+            description="Which SMS sessions to extract: all, user, call_queue or auto_receptionist.",
+        ),
+        th.Property(
+            "request_timeout",
+            th.IntegerType,
+            default=60,
+            title="Request Timeout",
+            description="Seconds to wait for a Zoom response before retrying.",
+        ),
+    ).to_dict()
+
+    def discover_streams(self) -> list[Stream]:
+        """Return the four streams."""
+        return [stream_type(tap=self) for stream_type in STREAM_TYPES]
+
+    @cached_property
+    def zoom_auth(self) -> ZoomS2SAuthenticator:
+        """Return the one authenticator of this tap (and so one token for all streams)."""
+        return ZoomS2SAuthenticator(
+            account_id=self.config["account_id"],
+            client_id=self.config["client_id"],
+            client_secret=self.config["client_secret"],
+            auth_endpoint=self.config["oauth_url"],
+        )
+
+    @cached_property
+    def rate_limiters(self) -> dict[str, RateLimiter]:
+        """Return one limiter per Zoom rate-limit label, shared by every stream."""
+        return {
+            "Medium": RateLimiter(self.config["medium_requests_per_second"]),
+            "Heavy": RateLimiter(self.config["heavy_requests_per_second"]),
+        }
+
+    @cached_property
+    def start_date(self) -> dt.datetime:
+        """Return start_date as an aware UTC datetime."""
+        return parse_time(self.config["start_date"])
+
+    @cached_property
+    def end_date(self) -> dt.datetime | None:
+        """Return end_date as an aware UTC datetime, or None for "up to now"."""
+        value = self.config.get("end_date")
+        return parse_time(value) if value else None
+
+    def sync_all(self) -> None:
+        """Get a token before any data request, so bad credentials fail at once."""
+        self.zoom_auth.update_access_token()
+        super().sync_all()
+
+    def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
+        """Check the settings, and fail with one line that names every problem.
+
+        The SDK's own check logs each error and a JSON schema on separate lines; this
+        adds what a schema cannot say (dates that parse, start before end, page size
+        within Zoom's limit) and keeps the secret out of the message.
+        """
+        try:
+            errors = super()._validate_config(raise_errors=False)
+        except ConfigValidationError as exc:  # pragma: no cover (raise_errors=False)
+            errors = list(exc.errors)
+        errors += self._setting_errors()
+        secret = self.config.get("client_secret")
+        if secret:
+            errors = [error.replace(str(secret), "***") for error in errors]
+        if errors and raise_errors:
+            raise SettingsError("invalid settings: " + "; ".join(errors))
+        return errors
+
+    def _setting_errors(self) -> list[str]:
+        """Return the problems a JSON schema cannot express."""
+        errors = []
+        dates = {}
+        for key in ("start_date", "end_date"):
+            value = self.config.get(key)
+            if not value:
+                continue
+            try:
+                dates[key] = parse_time(value)
+            except (ValueError, TypeError, OverflowError):
+                errors.append(f"{key} {value!r} is not a date-time (e.g. 2024-01-31T00:00:00Z)")
+        start, end = dates.get("start_date"), dates.get("end_date")
+        if start and start > utc_now():
+            errors.append(f"start_date {self.config['start_date']} is in the future")
+        if start and end and start > end:
+            errors.append(f"start_date {start:%Y-%m-%dT%H:%M:%SZ} is after end_date {end:%Y-%m-%dT%H:%M:%SZ}")
+        page_size = self.config.get("page_size", MAX_PAGE_SIZE)
+        if not isinstance(page_size, int) or not 1 <= page_size <= MAX_PAGE_SIZE:
+            errors.append(f"page_size must be 1 to {MAX_PAGE_SIZE}, not {page_size!r}")
+        for key in ("medium_requests_per_second", "heavy_requests_per_second", "contact_center_lookback_hours"):
+            value = self.config.get(key)
+            if value is not None and (not isinstance(value, (int, float)) or value < 0):
+                errors.append(f"{key} must be 0 or more, not {value!r}")
+        timeout = self.config.get("request_timeout")
+        if timeout is not None and (not isinstance(timeout, (int, float)) or timeout <= 0):
+            errors.append(f"request_timeout must be a positive number of seconds, not {timeout!r}")
+        return errors
+
+
+def main() -> None:
+    """Run the tap; end an expected failure with one line on stderr and exit code 1."""
+    try:
+        TapZoomSms.cli()
+    except ZoomTapError as exc:
+        _fail(str(exc))
+    except RetriableAPIError as exc:
+        _fail(f"gave up after repeated failures: {exc}")
+    except FatalAPIError as exc:
+        _fail(str(exc))
+    except requests.RequestException as exc:
+        _fail(f"could not reach Zoom at {_host(exc)}: {type(exc).__name__}")
+
+
+def _host(exc: requests.RequestException) -> str:
+    request = exc.request
+    url = getattr(request, "url", None) or ""
+    return url.split("?", 1)[0] or "its API"
+
+
+def _fail(message: str) -> t.NoReturn:
+    print(f"tap-zoom-sms: error: {message}", file=sys.stderr)  # noqa: T201
+    sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,65 @@
+"""Shared fixtures: a fake Zoom behind requests-mock, and a tap runner that captures output."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import typing as t
+from dataclasses import dataclass, field
+
+import pytest
+
+from tap_zoom_sms.tap import TapZoomSms
+from tests.fakezoom import FakeZoom, base_config
+
+
+@dataclass
+class TapRun:
+    """The Singer messages of one run."""
+
+    messages: list[dict[str, t.Any]]
+    error: BaseException | None = None
+    records: dict[str, list[dict[str, t.Any]]] = field(default_factory=dict)
+    states: list[dict[str, t.Any]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        for message in self.messages:
+            if message["type"] == "RECORD":
+                self.records.setdefault(message["stream"], []).append(message["record"])
+            elif message["type"] == "STATE":
+                self.states.append(message["value"])
+
+    def ids(self, stream: str, key: str) -> set[t.Any]:
+        return {r[key] for r in self.records.get(stream, [])}
+
+    @property
+    def last_state(self) -> dict[str, t.Any] | None:
+        return self.states[-1] if self.states else None
+
+
+def run_tap(config: dict[str, t.Any], state: dict | None = None, *, expect_error: bool = False) -> TapRun:
+    """Run the tap in-process and parse what it writes to stdout."""
+    out = io.StringIO()
+    error = None
+    with contextlib.redirect_stdout(out):
+        try:
+            TapZoomSms(config=config, state=state, validate_config=True).sync_all()
+        except Exception as exc:
+            if not expect_error:
+                raise
+            error = exc
+    if expect_error and error is None:
+        pytest.fail("the run was expected to fail")
+    return TapRun([json.loads(line) for line in out.getvalue().splitlines() if line.strip()], error)
+
+
+@pytest.fixture
+def zoom(requests_mock: t.Any) -> FakeZoom:
+    """A fake Zoom account with no data, installed on requests-mock."""
+    return FakeZoom().install(requests_mock)
+
+
+@pytest.fixture
+def config() -> dict[str, t.Any]:
+    return base_config()
