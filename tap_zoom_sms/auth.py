@@ -6,11 +6,21 @@ import base64
 import datetime as dt
 import json
 import typing as t
+from http import HTTPStatus
 
+import backoff
 import requests
 from singer_sdk.authenticators import OAuthAuthenticator
 
 from tap_zoom_sms.errors import AuthError
+
+#: Attempts at the token endpoint when it cannot be reached or answers 5xx.
+TOKEN_TRIES = 4
+
+
+class _TokenServerError(Exception):
+    """The token endpoint failed on its side (5xx): worth another try."""
+
 
 #: Renew this long before Zoom's expiry (or a tenth of the lifetime, if shorter),
 #: so no request leaves with a token that expires in flight.
@@ -64,15 +74,27 @@ class ZoomS2SAuthenticator(OAuthAuthenticator):
         self.last_refreshed = None
 
     def update_access_token(self) -> None:
-        """Get a token, turning connection failures into one clear error."""
+        """Get a token, retrying transient failures, else fail with one clear line."""
         try:
-            super().update_access_token()
-        except requests.RequestException as exc:
-            msg = f"could not reach Zoom's token endpoint {self.auth_endpoint}: {type(exc).__name__}"
+            self._request_token()
+        except (requests.RequestException, _TokenServerError) as exc:
+            msg = f"could not reach Zoom's token endpoint {self.auth_endpoint}: {exc}"
             raise AuthError(msg) from None
         except (KeyError, ValueError):
             msg = f"Zoom's token endpoint {self.auth_endpoint} answered without an access token"
             raise AuthError(msg) from None
+
+    @backoff.on_exception(
+        backoff.expo,
+        (requests.ConnectionError, requests.Timeout, _TokenServerError),
+        max_tries=TOKEN_TRIES,
+        jitter=backoff.full_jitter,
+    )
+    def _request_token(self) -> None:
+        try:
+            super().update_access_token()
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            raise type(exc)(type(exc).__name__) from None  # the original names the full URL
 
     def handle_error(self, *, content: str, status_code: int | None) -> t.NoReturn:
         """Raise one line that says why Zoom refused the credentials.
@@ -80,6 +102,8 @@ class ZoomS2SAuthenticator(OAuthAuthenticator):
         The SDK's default logs the response and raises a generic RuntimeError; Zoom's
         body (``{"reason", "error"}``) never echoes the secret, so it is quoted.
         """
+        if status_code is None or status_code >= HTTPStatus.INTERNAL_SERVER_ERROR:
+            raise _TokenServerError(f"HTTP {status_code or 'error'}")
         error, reason = _token_error(content)
         if error == "invalid_client":
             msg = "Zoom rejected the client credentials (invalid_client): check client_id and client_secret"

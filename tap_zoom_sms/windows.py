@@ -123,7 +123,7 @@ class BoundaryDedupe:
             self._window = window
             self._start, self._end = format_zoom_time(window.start), format_zoom_time(window.end)
         when = record.get(self._time_field)
-        if when != self._start and when != self._end:
+        if when not in (self._start, self._end):
             return True
         key = tuple(record.get(field) for field in self._key_fields)
         if when == self._start and key in self._carried:

@@ -63,3 +63,14 @@ def zoom(requests_mock: t.Any) -> FakeZoom:
 @pytest.fixture
 def config() -> dict[str, t.Any]:
     return base_config()
+
+
+@pytest.fixture(autouse=True)
+def no_backoff_waits(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Retry at once: the tests check what is retried, not how long it waits."""
+    import backoff
+
+    from tap_zoom_sms.client import ZoomStream
+
+    monkeypatch.setattr(ZoomStream, "backoff_wait_generator", lambda self: backoff.constant(interval=0))
+    monkeypatch.setattr(ZoomStream, "backoff_jitter", lambda self, value: 0)

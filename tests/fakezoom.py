@@ -51,6 +51,16 @@ def base_config(**overrides: t.Any) -> dict[str, t.Any]:
 
 
 @dataclass
+class Fault:
+    """One bad answer to the first request whose path matches and ``when`` holds."""
+
+    pattern: str
+    status: int
+    body: dict[str, t.Any] | str
+    when: t.Callable[[t.Any], bool] = lambda request: True
+
+
+@dataclass
 class FakeZoom:
     """The data and behaviour of one fake Zoom account."""
 
@@ -61,8 +71,10 @@ class FakeZoom:
     tokens_issued: int = 0
     valid_tokens: set[str] = field(default_factory=set)
     requests: list[tuple[str, dict[str, list[str]]]] = field(default_factory=list)
-    #: path regex -> list of (status, body) answered before the real answer
-    faults: list[tuple[str, int, dict[str, t.Any]]] = field(default_factory=list)
+    #: answered instead of the real answer, each once, in order: see :meth:`fail_next`
+    faults: list[Fault] = field(default_factory=list)
+    #: from this request number on (1-based), answer everything with 403: a run "killed" there
+    fail_from_request: int | None = None
     #: answer details pages with ``sync_token`` instead of ``next_page_token``
     token_under_sync_token: bool = False
 
@@ -121,12 +133,28 @@ class FakeZoom:
                 "agents": [{"user_id": "u1", "display_name": "Agent"}],
                 "sms_types": ["sms"],
                 "total_sent_messages": 2,
+                "total_received_messages": 3,
+                "total_sent_files": 0,
+                "total_received_files": 1,
+                "contact_center_number": "+15550009999",
+                "consumer_display_name": "Customer",
+                "country_name": "United States",
                 "completed": completed,
             }
         )
 
     def last_access_time(self, session_id: str) -> str:
         return max(m["date_time"] for m in self.messages[session_id])
+
+    def fail_next(
+        self,
+        pattern: str,
+        status: int,
+        body: dict[str, t.Any] | str,
+        when: t.Callable[[t.Any], bool] = lambda request: True,
+    ) -> None:
+        """Answer the next matching request with ``status`` and ``body`` (raw text if a str)."""
+        self.faults.append(Fault(pattern, status, body, when))
 
     # --- counting ------------------------------------------------------
     def count(self, pattern: str) -> int:
@@ -135,9 +163,9 @@ class FakeZoom:
     # --- wiring --------------------------------------------------------
     def install(self, mocker: t.Any) -> FakeZoom:
         mocker.post(OAUTH, json=self._token)
-        mocker.get(re.compile(re.escape(API) + r"/phone/sms/sessions/[^/?]+(\?.*)?$"), json=self._details)
-        mocker.get(re.compile(re.escape(API) + r"/phone/sms/sessions(\?.*)?$"), json=self._sessions)
-        mocker.get(re.compile(re.escape(API) + r"/contact_center/sms(\?.*)?$"), json=self._contact_center)
+        mocker.get(re.compile(re.escape(API) + r"/phone/sms/sessions/[^/?]+(\?.*)?$"), text=_text(self._details))
+        mocker.get(re.compile(re.escape(API) + r"/phone/sms/sessions(\?.*)?$"), text=_text(self._sessions))
+        mocker.get(re.compile(re.escape(API) + r"/contact_center/sms(\?.*)?$"), text=_text(self._contact_center))
         return self
 
     def _token(self, request: t.Any, context: t.Any) -> dict[str, t.Any]:
@@ -154,14 +182,17 @@ class FakeZoom:
         self.valid_tokens.add(token)
         return {"access_token": token, "token_type": "bearer", "expires_in": self.token_ttl, "scope": "x"}
 
-    def _guard(self, request: t.Any, context: t.Any, *, contact_center: bool = False) -> dict | None:
+    def _guard(self, request: t.Any, context: t.Any, *, contact_center: bool = False) -> dict | str | None:
         path = request.path
         self.requests.append((path, request.qs))
-        for i, (pattern, status, body) in enumerate(self.faults):
-            if re.search(pattern, path):
+        if self.fail_from_request is not None and len(self.requests) >= self.fail_from_request:
+            context.status_code = 403
+            return {"code": 403, "message": "stopped by the test"}
+        for i, fault in enumerate(self.faults):
+            if re.search(fault.pattern, path) and fault.when(request):
                 del self.faults[i]
-                context.status_code = status
-                return body
+                context.status_code = fault.status
+                return fault.body
         auth = request.headers.get("Authorization", "")
         if auth.removeprefix("Bearer ") not in self.valid_tokens:
             context.status_code = 401
@@ -201,7 +232,7 @@ class FakeZoom:
         token_key = "sync_token" if (self.token_under_sync_token and key == "sms_histories") else "next_page_token"
         return {token_key: token, "page_size": size, key: page}
 
-    def _sessions(self, request: t.Any, context: t.Any) -> dict:
+    def _sessions(self, request: t.Any, context: t.Any) -> dict | str:
         if (error := self._guard(request, context)) is not None:
             return error
         lo, hi = self._window(request.qs, dt.timedelta(days=30))
@@ -215,7 +246,7 @@ class FakeZoom:
                 listed.append({**session, "last_access_time": self.last_access_time(sid)})
         return self._page(request, context, listed, "sms_sessions", 30)
 
-    def _details(self, request: t.Any, context: t.Any) -> dict:
+    def _details(self, request: t.Any, context: t.Any) -> dict | str:
         if (error := self._guard(request, context)) is not None:
             return error
         sid = request.path.rsplit("/", 1)[1]
@@ -227,7 +258,7 @@ class FakeZoom:
         found.sort(key=lambda m: (m["date_time"], m["message_id"]), reverse=request.qs.get("sort") == ["2"])
         return self._page(request, context, found, "sms_histories", 30)
 
-    def _contact_center(self, request: t.Any, context: t.Any) -> dict:
+    def _contact_center(self, request: t.Any, context: t.Any) -> dict | str:
         if (error := self._guard(request, context, contact_center=True)) is not None:
             return error
         lo, hi = self._window(request.qs, dt.timedelta(hours=24))
@@ -237,5 +268,14 @@ class FakeZoom:
             if e["completed"] and lo <= ts(e["start_time"]) <= hi
         ]
         body = self._page(request, context, found, "sms", 10)
-        body["total_records"] = len(found)
-        return body
+        return {**body, "total_records": len(found)} if context.status_code == 200 else body
+
+
+def _text(handler: t.Callable[[t.Any, t.Any], dict | str]) -> t.Callable[[t.Any, t.Any], str]:
+    """Serve a handler's dict as JSON and its str as the raw body (truncated JSON, HTML)."""
+
+    def serve(request: t.Any, context: t.Any) -> str:
+        body = handler(request, context)
+        return body if isinstance(body, str) else json.dumps(body)
+
+    return serve

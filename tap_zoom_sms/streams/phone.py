@@ -14,7 +14,7 @@ from __future__ import annotations
 import typing as t
 from http import HTTPStatus
 
-from singer_sdk import Stream, StreamSchema
+from singer_sdk import Stream, StreamSchema, metrics
 
 from tap_zoom_sms.client import SCHEMAS, ZoomStream
 from tap_zoom_sms.errors import SessionGoneError, ZoomAPIError
@@ -162,3 +162,29 @@ class AttachmentsStream(Stream):
 
     def _increment_stream_state(self, latest_record: dict, *, context: Context | None = None) -> None:
         """Keep no bookmark: attachments come with their messages, see SmsSessionsStream."""
+
+    def get_record_counter(self, **kwargs: t.Any) -> metrics.Counter:
+        """Count records as usual, logging the context without its files."""
+        return _without_files(super().get_record_counter(**kwargs))
+
+    def get_sync_timer(self) -> metrics.Timer:
+        """Time the sync as usual, logging the context without its files."""
+        return _without_files(super().get_sync_timer())
+
+
+_Meter = t.TypeVar("_Meter", bound=metrics.Meter)
+
+
+def _without_files(meter: _Meter) -> _Meter:
+    """Keep the attachments list out of a meter's logged context.
+
+    The SDK logs each sync's context with its metrics; the attachments' download
+    URLs carry short-lived JWTs, which belong in records, not in logs.
+    """
+    set_context = meter.with_context
+
+    def with_context(value: Context | None) -> None:
+        set_context(None if value is None else {k: v for k, v in value.items() if k != "attachments"})
+
+    meter.with_context = with_context  # type: ignore[method-assign]
+    return meter

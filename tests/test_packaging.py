@@ -1,0 +1,101 @@
+"""What a user installs: the wheel carries its schemas, and meltano.yml matches --about."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("dist")
+    subprocess.run(  # noqa: S603
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(ROOT)],
+        check=True,
+        capture_output=True,
+    )
+    return next(out.glob("tap_zoom_sms-*.whl"))
+
+
+def test_wheel_ships_the_schemas(wheel: Path) -> None:
+    names = zipfile.ZipFile(wheel).namelist()
+    for stream in ("sms_sessions", "sms_messages", "attachments", "contact_center_sms"):
+        assert f"tap_zoom_sms/schemas/{stream}.json" in names
+
+
+def test_installed_wheel_discovers_the_four_streams(wheel: Path, tmp_path: Path) -> None:
+    target = tmp_path / "site"
+    subprocess.run(  # noqa: S603
+        [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
+        check=True,
+        capture_output=True,
+    )
+    # run from elsewhere, with the installed copy first on the path: no checkout to fall back on
+    env = {**os.environ, "PYTHONPATH": str(target)}
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import tap_zoom_sms.tap as m, sys; print(m.__file__, file=sys.stderr); m.main()",
+            "--discover",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert str(target) in result.stderr
+    catalog = json.loads(result.stdout)
+    streams = {s["tap_stream_id"]: s for s in catalog["streams"]}
+    assert set(streams) == {"sms_sessions", "sms_messages", "attachments", "contact_center_sms"}
+    assert streams["attachments"]["key_properties"] == ["message_id", "id"]
+    assert streams["sms_messages"]["replication_key"] == "date_time"
+
+
+def test_meltano_yml_declares_the_settings_of_about() -> None:
+    about = json.loads(
+        subprocess.run(
+            [sys.executable, "-m", "tap_zoom_sms", "--about", "--format=json"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
+    own = {
+        name: prop
+        for name, prop in about["settings"]["properties"].items()
+        if name
+        not in {
+            "stream_maps",
+            "stream_map_config",
+            "faker_config",
+            "flattening_enabled",
+            "flattening_max_depth",
+            "flattening_max_key_length",
+            "flattening_separator",
+            "batch_config",
+        }
+    }
+    meltano = yaml.safe_load((ROOT / "meltano.yml").read_text())
+    extractor = meltano["plugins"]["extractors"][0]
+    assert extractor["namespace"] == "tap_zoom_sms"
+    assert extractor["pip_url"] == "-e ."
+    assert {"state", "catalog", "discover", "about", "stream-maps"} <= set(extractor["capabilities"])
+    settings = {s["name"]: s for s in extractor["settings"]}
+    assert set(settings) == set(own)
+    for name, prop in own.items():
+        assert bool(settings[name].get("sensitive")) == bool(prop.get("secret")), name
+        if "default" in prop:
+            assert settings[name]["value"] == prop["default"], name
+    assert settings["client_secret"]["sensitive"] is True
+    assert extractor["settings_group_validation"] == [sorted(about["settings"]["required"], key=list(own).index)]
