@@ -1,0 +1,629 @@
+"""The emulator's HTTP server: Zoom's endpoints, auth, paging, limits and faults on 127.0.0.1."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import collections
+import datetime as dt
+import email.utils
+import hashlib
+import hmac
+import json
+import random
+import re
+import secrets
+import threading
+import time
+import typing as t
+from dataclasses import asdict, dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+import pendulum
+
+from tap_zoom_sms.emulator.data import Account, DatasetSpec, fmt
+
+UTC = dt.timezone.utc
+PHONE_LIMITS = {"page_size": 30, "max": 100}
+CC_LIMITS = {"page_size": 10, "max": 100}
+ROUTES: list[tuple[str, re.Pattern[str], str, str]] = [
+    # (name, path pattern, rate-limit label, handler)
+    ("sessions", re.compile(r"^/v2/phone/sms/sessions$"), "Medium", "_sessions"),
+    ("session_sync", re.compile(r"^/v2/phone/sms/sessions/(?P<sid>[^/]+)/sync$"), "Medium", "_session_sync"),
+    ("message", re.compile(r"^/v2/phone/sms/sessions/(?P<sid>[^/]+)/messages/(?P<mid>[^/]+)$"), "Medium", "_message"),
+    ("session_details", re.compile(r"^/v2/phone/sms/sessions/(?P<sid>[^/]+)$"), "Medium", "_details"),
+    ("user_sessions_sync", re.compile(r"^/v2/phone/users/(?P<uid>[^/]+)/sms/sessions/sync$"), "Medium", "_user_sync"),
+    ("user_sessions", re.compile(r"^/v2/phone/users/(?P<uid>[^/]+)/sms/sessions$"), "Medium", "_user_sessions"),
+    ("contact_center_sms", re.compile(r"^/v2/contact_center/sms$"), "Heavy", "_contact_center"),
+]
+
+
+@dataclass
+class EmulatorConfig:
+    """How the emulator behaves; every field can be changed at run time via /_admin/config."""
+
+    account_id: str = "emulator-account"
+    client_id: str = "emulator-client"
+    client_secret: str = "emulator-secret"  # noqa: S105 (a local fake's credentials)
+    token_ttl: int = 3599
+    page_token_ttl: int = 900
+    #: per-second limits per label, and the daily cap of Heavy requests (0: no limit)
+    medium_qps: float = 0
+    heavy_qps: float = 0
+    heavy_daily: int = 0
+    #: "seconds", "http-date", "iso", "none", or "mixed" (a seeded choice per 429)
+    retry_after: str = "mixed"
+    #: share of API requests answered with a fault, the kinds to draw from, and their seed
+    fault_rate: float = 0.0
+    fault_kinds: list[str] = field(default_factory=lambda: ["http_500", "drop", "truncated"])
+    fault_seed: int = 1
+    latency_ms: float = 0.0
+
+
+class Stats:
+    """Request counters, by endpoint, status and fault."""
+
+    def __init__(self) -> None:
+        """Start at zero."""
+        self._lock = threading.Lock()
+        self.reset()
+
+    def reset(self) -> None:
+        """Set every counter to zero."""
+        with self._lock:
+            self.endpoints: collections.Counter[str] = collections.Counter()
+            self.statuses: collections.Counter[str] = collections.Counter()
+            self.faults: collections.Counter[str] = collections.Counter()
+            self.rate_limited: collections.Counter[str] = collections.Counter()
+            self.tokens_issued = 0
+
+    def count_token(self) -> None:
+        """Count an issued access token."""
+        with self._lock:
+            self.tokens_issued += 1
+
+    def count(self, counter: str, key: str) -> None:
+        """Add one to ``counter[key]``."""
+        with self._lock:
+            getattr(self, counter)[key] += 1
+
+    def snapshot(self) -> dict[str, t.Any]:
+        """Return the counters as JSON-ready dicts."""
+        with self._lock:
+            return {
+                "requests": dict(self.endpoints),
+                "total_requests": sum(self.endpoints.values()),
+                "statuses": dict(self.statuses),
+                "faults": dict(self.faults),
+                "rate_limited": dict(self.rate_limited),
+                "tokens_issued": self.tokens_issued,
+            }
+
+
+class _QuietServer(ThreadingHTTPServer):
+    """A threaded server that does not print a traceback for a connection it dropped on purpose."""
+
+    daemon_threads = True
+
+    def handle_error(self, request: t.Any, client_address: t.Any) -> None:
+        pass
+
+
+class _ZoomError(Exception):
+    def __init__(self, status: int, body: dict[str, t.Any], headers: dict[str, str] | None = None) -> None:
+        super().__init__(body)
+        self.status, self.body, self.headers = status, body, headers or {}
+
+
+def _zoom_error(status: int, code: int, message: str) -> _ZoomError:
+    return _ZoomError(status, {"code": code, "message": message})
+
+
+class Emulator:
+    """A Zoom API emulator on 127.0.0.1, started in a thread (or by ``zoom-sms-emulator``)."""
+
+    def __init__(self, spec: DatasetSpec | None = None, config: EmulatorConfig | None = None, port: int = 0) -> None:
+        """Generate the account; the server starts with :meth:`start`."""
+        self.account = Account(spec or DatasetSpec())
+        self.config = config or EmulatorConfig()
+        self.stats = Stats()
+        self._tokens: dict[str, float] = {}
+        self._secret = hashlib.sha256(f"emulator-{self.account.spec.seed}".encode()).digest()
+        self._lock = threading.Lock()
+        self._recent: dict[str, collections.deque[float]] = {
+            "Medium": collections.deque(),
+            "Heavy": collections.deque(),
+        }
+        self._heavy_today = 0
+        self._faults = random.Random(self.config.fault_seed)  # noqa: S311
+        self._server = _QuietServer(("127.0.0.1", port), _handler_for(self))
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        """Return the base URL, e.g. http://127.0.0.1:8765."""
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def tap_config(self, **overrides: t.Any) -> dict[str, t.Any]:
+        """Return a tap config that reads everything this emulator holds."""
+        config = {
+            "account_id": self.config.account_id,
+            "client_id": self.config.client_id,
+            "client_secret": self.config.client_secret,
+            "start_date": fmt(self.account.start - dt.timedelta(days=1)),
+            "api_url": f"{self.url}/v2",
+            "oauth_url": f"{self.url}/oauth/token",
+        }
+        config.update(overrides)
+        return config
+
+    def start(self) -> Emulator:
+        """Serve in a background thread."""
+        self._thread = threading.Thread(target=self._server.serve_forever, name="zoom-emulator", daemon=True)
+        self._thread.start()
+        return self
+
+    def serve_forever(self) -> None:
+        """Serve in this thread until interrupted."""
+        self._server.serve_forever()
+
+    def stop(self) -> None:
+        """Stop serving and close the socket."""
+        self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self) -> Emulator:
+        """Start on entering a ``with`` block."""
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        """Stop on leaving it."""
+        self.stop()
+
+    # --- auth ---------------------------------------------------------------
+    def issue_token(self, authorization: str, form: dict[str, list[str]]) -> dict[str, t.Any]:
+        """Answer POST /oauth/token (account credentials grant, Basic auth)."""
+        expected = base64.b64encode(f"{self.config.client_id}:{self.config.client_secret}".encode()).decode()
+        if not hmac.compare_digest(authorization, f"Basic {expected}"):
+            raise _ZoomError(400, {"reason": "Invalid client_id or client_secret", "error": "invalid_client"})
+        if form.get("grant_type") != ["account_credentials"]:
+            raise _ZoomError(400, {"reason": "Unsupported grant type", "error": "unsupported_grant_type"})
+        if form.get("account_id") != [self.config.account_id]:
+            raise _ZoomError(400, {"reason": "Invalid account_id", "error": "invalid_request"})
+        token = secrets.token_urlsafe(24)
+        with self._lock:
+            self._tokens[token] = time.time() + self.config.token_ttl
+        self.stats.count_token()
+        return {
+            "access_token": token,
+            "token_type": "bearer",
+            "expires_in": self.config.token_ttl,
+            "scope": "phone:read:admin phone_sms:read:admin contact_center_sms:read:admin",
+        }
+
+    def check_token(self, authorization: str, *, contact_center: bool) -> None:
+        """Raise Zoom's 401 (in the endpoint's shape) for a missing, unknown or expired token."""
+        token = authorization.removeprefix("Bearer ").strip()
+        with self._lock:
+            expiry = self._tokens.get(token)
+        if expiry is None or expiry < time.time():
+            if contact_center:
+                raise _ZoomError(401, {"status": False, "errorCode": 401})
+            raise _zoom_error(401, 124, "Invalid access token.")
+
+    # --- rate limits --------------------------------------------------------
+    def check_rate(self, label: str) -> None:
+        """Raise 429 when a label's per-second limit, or the daily Heavy cap, is exceeded."""
+        limit = self.config.medium_qps if label == "Medium" else self.config.heavy_qps
+        now = time.monotonic()
+        with self._lock:
+            if label == "Heavy" and self.config.heavy_daily:
+                if self._heavy_today >= self.config.heavy_daily:
+                    self.stats.count("rate_limited", "Daily-limit")
+                    raise self._too_many(label, "Daily-limit", self.config.heavy_daily)
+                self._heavy_today += 1
+            if not limit:
+                return
+            recent = self._recent[label]
+            while recent and recent[0] <= now - 1:
+                recent.popleft()
+            if len(recent) >= limit:
+                self.stats.count("rate_limited", f"QPS {label}")
+                raise self._too_many(label, "QPS", limit)
+            recent.append(now)
+
+    def _too_many(self, label: str, kind: str, limit: float) -> _ZoomError:
+        headers = {
+            "X-RateLimit-Category": label,
+            "X-RateLimit-Type": kind,
+            "X-RateLimit-Limit": str(int(limit)),
+            "X-RateLimit-Remaining": "0",
+        }
+        now = dt.datetime.now(UTC)
+        if kind == "Daily-limit":
+            reset = (now + dt.timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+            headers["Retry-After"] = fmt(reset)
+            message = "You have reached the maximum daily rate limit for this API."
+        else:
+            form = self.config.retry_after
+            if form == "mixed":
+                form = self._faults.choice(("seconds", "http-date", "iso", "none"))
+            if form == "seconds":
+                headers["Retry-After"] = "1"
+            elif form == "http-date":
+                headers["Retry-After"] = email.utils.format_datetime(now + dt.timedelta(seconds=1), usegmt=True)
+            elif form == "iso":
+                headers["Retry-After"] = fmt(now + dt.timedelta(seconds=1))
+            message = "You have reached the maximum per-second rate limit for this API. Try again later."
+        return _ZoomError(429, {"code": 429, "message": message}, headers)
+
+    def draw_fault(self) -> tuple[str, int] | None:
+        """Return the kind of fault to inject into this request, and a 5xx status, if any (seeded)."""
+        if not self.config.fault_rate:
+            return None
+        with self._lock:
+            if self._faults.random() >= self.config.fault_rate:
+                return None
+            return self._faults.choice(self.config.fault_kinds), self._faults.choice((500, 502, 503, 504))
+
+    def reset_daily_limit(self) -> None:
+        """Start a new day for the Heavy cap."""
+        with self._lock:
+            self._heavy_today = 0
+
+    # --- paging -------------------------------------------------------------
+    def page(
+        self, path: str, query: dict[str, list[str]], items: list[t.Any], limits: dict[str, int]
+    ) -> tuple[list[t.Any], str, int]:
+        """Cut a page; return it, the next page token ("" on the last page), and the page size.
+
+        A token is bound to its path and query and expires: used elsewhere or late,
+        it is refused as Zoom refuses it.
+        """
+        try:
+            asked = int(query.get("page_size", [limits["page_size"]])[0] or limits["page_size"])
+        except ValueError:
+            raise _zoom_error(400, 300, "Invalid field: page_size") from None
+        size = min(max(asked, 1), limits["max"])
+        key = self._query_key(query, path)
+        offset = 0
+        if token := query.get("next_page_token", [""])[0]:
+            offset = self._read_token(token, key)
+        end = offset + size
+        next_token = self._make_token(key, end) if end < len(items) else ""
+        return items[offset:end], next_token, size
+
+    def _query_key(self, query: dict[str, list[str]], path: str = "") -> str:
+        canonical = {k: sorted(v) for k, v in query.items() if k != "next_page_token"}
+        return hashlib.sha256(json.dumps([path, canonical], sort_keys=True).encode()).hexdigest()[:16]
+
+    def _make_token(self, key: str, offset: int) -> str:
+        payload = f"{key}.{offset}.{int(time.time() + self.config.page_token_ttl)}"
+        mac = hmac.new(self._secret, payload.encode(), hashlib.sha256).hexdigest()[:16]
+        return base64.urlsafe_b64encode(f"{payload}.{mac}".encode()).decode().rstrip("=")
+
+    def _read_token(self, token: str, expected_key: str) -> int:
+        invalid = _zoom_error(400, 300, "The next page token is invalid or expired.")
+        try:
+            text = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+            key, offset, expiry, mac = text.split(".")
+        except (ValueError, binascii.Error, UnicodeDecodeError):
+            raise invalid from None
+        good = hmac.new(self._secret, f"{key}.{offset}.{expiry}".encode(), hashlib.sha256).hexdigest()[:16]
+        if not hmac.compare_digest(mac, good) or key != expected_key or int(expiry) < time.time():
+            raise invalid
+        return int(offset)
+
+
+def parse_range(query: dict[str, list[str]], default: dt.timedelta) -> tuple[dt.datetime, dt.datetime]:
+    """Read ``from``/``to`` as Zoom does: defaults without them, a month at most, inclusive."""
+    now = dt.datetime.now(UTC).replace(microsecond=0)
+    if "from" not in query and "to" not in query:
+        return now - default, now
+    if "from" not in query or "to" not in query:
+        raise _zoom_error(400, 300, "Requires from and to")
+    try:
+        lo = _parse_bound(query["from"][0], end=False)
+        hi = _parse_bound(query["to"][0], end=True)
+    except ValueError:
+        raise _zoom_error(400, 300, "Invalid field: from/to") from None
+    if hi < lo:
+        raise _zoom_error(400, 300, "The to date must be later than the from date")
+    cap = pendulum.instance(lo).add(months=1)
+    return lo, min(hi, cap)  # a longer range is cut to one month, without a word
+
+
+def _parse_bound(text: str, *, end: bool) -> dt.datetime:
+    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+        day = dt.datetime.fromisoformat(text).replace(tzinfo=UTC)
+        return day + dt.timedelta(days=1, seconds=-1) if end else day
+    value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if value.tzinfo is None:
+        raise ValueError(text)
+    return value.astimezone(UTC)
+
+
+def _in_range(value: str, lo: dt.datetime, hi: dt.datetime) -> bool:
+    return fmt(lo) <= value <= fmt(hi)
+
+
+class _Api:
+    """The endpoint handlers: each takes the query and path groups and returns a JSON body."""
+
+    def __init__(self, emulator: Emulator) -> None:
+        self.em = emulator
+        self.account = emulator.account
+
+    def _sessions(self, path: str, query: dict[str, list[str]], owner_id: str | None = None) -> dict[str, t.Any]:
+        session_type = query.get("session_type", ["user"])[0]  # Zoom's default: user sessions only
+        if session_type not in ("all", "user", "call_queue", "auto_receptionist"):
+            raise _zoom_error(400, 400, "SMS session type is invalid.")
+        filter_type = query.get("filter_type", ["last_message_time"])[0]
+        if filter_type not in ("last_message_time", "sent_message_time", "received_message_time"):
+            raise _zoom_error(400, 300, "Invalid field: filter_type")
+        lo, hi = parse_range(query, dt.timedelta(days=30))
+        ids = self.account.sessions_between(lo, hi, session_type, owner_id)
+        page, token, size = self.em.page(path, query, ids, PHONE_LIMITS)
+        records = [self.account.session_record(sid, account_view=owner_id is None) for sid in page]
+        if phone := query.get("phone_number", [""])[0]:
+            records = [
+                r for r in records if any(p["phone_number"].lstrip("+") == phone.lstrip("+") for p in r["participants"])
+            ]
+        return {"next_page_token": token, "page_size": size, "sms_sessions": records}
+
+    def _user_sessions(self, path: str, query: dict[str, list[str]], uid: str) -> dict[str, t.Any]:
+        owner = hashlib.sha256(b"u0").hexdigest()[:22] if uid == "me" else uid
+        return self._sessions(path, query, owner_id=owner)
+
+    def _session(self, sid: str) -> None:
+        if not self.account.has_session(sid):
+            raise _zoom_error(404, 7013, "Error retrieving SMS history.")
+
+    def _details(self, path: str, query: dict[str, list[str]], sid: str) -> dict[str, t.Any]:
+        self._session(sid)
+        lo, hi = parse_range(query, dt.timedelta(days=30))
+        found = [m for m in self.account.messages(sid) if _in_range(m["date_time"], lo, hi)]
+        sort = query.get("sort", ["1"])[0]
+        found.sort(key=lambda m: m["date_time"], reverse=sort == "2")
+        page, token, size = self.em.page(path, query, found, PHONE_LIMITS)
+        return {"next_page_token": token, "page_size": size, "sms_histories": [self._fresh(m) for m in page]}
+
+    def _fresh(self, message: dict[str, t.Any]) -> dict[str, t.Any]:
+        """Give attachments download URLs with a JWT-like signature that expires in an hour."""
+        if not message["attachments"]:
+            return message
+        expiry = int(time.time()) + 3600
+        return {
+            **message,
+            "attachments": [
+                {**a, "download_url": f"{self.em.url}{a['download_url']}?jwt=e30.{expiry}.sig"}
+                for a in message["attachments"]
+            ],
+        }
+
+    def _message(self, path: str, query: dict[str, list[str]], sid: str, mid: str) -> dict[str, t.Any]:  # noqa: ARG002
+        self._session(sid)
+        for message in self.account.messages(sid):
+            if message["message_id"] == mid:
+                return self._fresh(message)
+        raise _zoom_error(404, 7012, "Error retrieving SMS.")
+
+    def _session_sync(self, path: str, query: dict[str, list[str]], sid: str) -> dict[str, t.Any]:  # noqa: ARG002
+        self._session(sid)
+        sync_type = query.get("sync_type", [""])[0]
+        count = int(query.get("count", ["100"])[0])
+        if sync_type not in ("FSync", "BSync", "ISync") or not 1 <= count <= 250:
+            raise _zoom_error(400, 300, "Invalid field: sync_type or count")
+        messages = self.account.messages(sid)
+        position = len(messages)
+        if sync_type != "FSync":
+            try:
+                position = int(base64.urlsafe_b64decode(query["sync_token"][0]).decode())
+            except (KeyError, ValueError, binascii.Error):
+                raise _zoom_error(400, 300, "sync token invalid or expired. Please resync with FSync") from None
+        if sync_type == "ISync":
+            new = messages[position:]
+            if len(new) > count:
+                raise _zoom_error(400, 7035, "number of new records exceeds the sync count")
+            chunk, cursor = new, len(messages)
+        else:
+            chunk, cursor = messages[max(0, position - count) : position], max(0, position - count)
+        token = base64.urlsafe_b64encode(str(cursor).encode()).decode()
+        return {"sms_histories": [self._fresh(m) for m in chunk], "sync_token": token}
+
+    def _user_sync(self, path: str, query: dict[str, list[str]], uid: str) -> dict[str, t.Any]:  # noqa: ARG002
+        if query.get("sync_type", [""])[0] not in ("FSync", "BSync", "ISync"):
+            raise _zoom_error(400, 300, "Invalid field: sync_type")
+        owner = hashlib.sha256(b"u0").hexdigest()[:22] if uid == "me" else uid
+        ids = self.account.sessions_between(self.account.start, dt.datetime.now(UTC), "all", owner)
+        count = int(query.get("count", ["100"])[0])
+        sessions = []
+        for sid in ids[-count:]:
+            record = self.account.session_record(sid, account_view=False)
+            record["unread_message_count"] = 0
+            record["latest_message"] = self.account.messages(sid)[-1]
+            sessions.append(record)
+        return {"sms_sessions": sessions, "sync_token": base64.urlsafe_b64encode(b"0").decode()}
+
+    def _contact_center(self, path: str, query: dict[str, list[str]]) -> dict[str, t.Any]:
+        lo, hi = parse_range(query, dt.timedelta(hours=24))
+        filters = {
+            "direction": query.get("direction", [None])[0],
+            "engagement_id": query.get("engagement_id", [None])[0],
+            "consumer_number": query.get("consumer_number", [None])[0],
+        }
+        found = [
+            e
+            for e in self.account.engagements()
+            if _in_range(e["start_time"], lo, hi) and all(v is None or e[k] == v for k, v in filters.items())
+        ]
+        if user := query.get("user_id", [None])[0]:
+            found = [e for e in found if any(a["user_id"] == user for a in e["agents"])]
+        found.sort(key=lambda e: (e["start_time"], e["engagement_id"]))
+        page, token, size = self.em.page(path, query, found, CC_LIMITS)
+        return {
+            "next_page_token": token,
+            "page_size": size,
+            "total_records": len(found),
+            "from": fmt(lo),
+            "to": fmt(hi),
+            "sms": page,
+        }
+
+
+def _handler_for(emulator: Emulator) -> type[BaseHTTPRequestHandler]:
+    api = _Api(emulator)
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        server_version = "ZoomEmulator/1"
+        # one write per response, sent at once: no 40 ms Nagle/delayed-ACK stall per request
+        wbufsize = 1 << 16
+        disable_nagle_algorithm = True
+
+        def log_message(self, *args: t.Any) -> None:
+            pass
+
+        def _send(
+            self,
+            status: int,
+            body: bytes | dict | list,
+            headers: dict[str, str] | None = None,
+            *,
+            content_type: str = "application/json;charset=UTF-8",
+        ) -> None:
+            data = body if isinstance(body, bytes) else json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(data)))
+            self.send_header("x-zm-trackingid", f"EMU_{random.getrandbits(48):012x}")
+            for key, value in (headers or {}).items():
+                self.send_header(key, value)
+            self.end_headers()
+            self.wfile.write(data)
+            emulator.stats.count("statuses", str(status))
+
+        def _body(self) -> bytes:
+            return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+        def do_POST(self) -> None:
+            url = urlsplit(self.path)
+            body = self._body()
+            try:
+                if url.path == "/oauth/token":
+                    form = parse_qs(body.decode()) or parse_qs(url.query)
+                    self._send(200, emulator.issue_token(self.headers.get("Authorization", ""), form))
+                elif url.path.startswith("/_admin/"):
+                    self._send(200, _admin_post(emulator, url.path, json.loads(body or b"{}")))
+                else:
+                    self._send(404, {"code": 404, "message": "Not found"})
+            except _ZoomError as exc:
+                self._send(exc.status, exc.body, exc.headers)
+
+        def do_GET(self) -> None:
+            url = urlsplit(self.path)
+            query = parse_qs(url.query, keep_blank_values=False)
+            if url.path.startswith("/_admin/"):
+                self._admin_get(url.path)
+                return
+            if url.path.startswith("/file/download/"):
+                self._send(200, hashlib.sha256(url.path.encode()).digest() * 64, content_type="image/jpeg")
+                return
+            for name, pattern, label, handler in ROUTES:
+                if match := pattern.match(url.path):
+                    self._api(name, label, handler, query, match.groupdict())
+                    return
+            self._send(404, {"code": 404, "message": "Not found"})
+
+        def _api(self, name: str, label: str, handler: str, query: dict, groups: dict[str, str]) -> None:
+            url_path = urlsplit(self.path).path
+            emulator.stats.count("endpoints", name)
+            if emulator.config.latency_ms:
+                time.sleep(emulator.config.latency_ms / 1000)
+            try:
+                emulator.check_token(self.headers.get("Authorization", ""), contact_center=label == "Heavy")
+                emulator.check_rate(label)
+                fault, status = emulator.draw_fault() or (None, 0)
+                if fault == "drop":
+                    emulator.stats.count("faults", fault)
+                    self.close_connection = True
+                    self.connection.shutdown(2)
+                    return
+                if fault == "http_500":
+                    emulator.stats.count("faults", fault)
+                    self._send(status, b"<html><body><h1>Server Error</h1></body></html>", content_type="text/html")
+                    return
+                body = getattr(api, handler)(url_path, query, **groups)
+                if fault == "truncated":
+                    emulator.stats.count("faults", fault)
+                    data = json.dumps(body).encode()
+                    self._send(200, data[: max(1, len(data) // 2)])
+                    return
+                self._send(200, body)
+            except _ZoomError as exc:
+                self._send(exc.status, exc.body, exc.headers)
+
+        def _admin_get(self, path: str) -> None:
+            if path == "/_admin/stats":
+                self._send(200, emulator.stats.snapshot())
+            elif path == "/_admin/truth":
+                self._send_truth()
+            elif path == "/_admin/config":
+                self._send(200, asdict(emulator.config))
+            else:
+                self._send(404, {"code": 404, "message": "Not found"})
+
+        def _send_truth(self) -> None:
+            """Stream the ground truth as JSON lines ({"stream", "record"}), chunked."""
+            self.send_response(200)
+            self.send_header("Content-Type", "application/x-ndjson")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            buffer: list[bytes] = []
+            for stream, record in emulator.account.truth():
+                buffer.append(json.dumps({"stream": stream, "record": record}).encode() + b"\n")
+                if len(buffer) >= 500:
+                    self._chunk(b"".join(buffer))
+                    buffer = []
+            self._chunk(b"".join(buffer))
+            self._chunk(b"")
+
+        def _chunk(self, data: bytes) -> None:
+            self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+
+    return Handler
+
+
+def _admin_post(emulator: Emulator, path: str, body: dict[str, t.Any]) -> dict[str, t.Any] | list:
+    account = emulator.account
+    if path == "/_admin/messages":
+        when = dt.datetime.fromisoformat(body["at"].replace("Z", "+00:00")) if body.get("at") else None
+        created = [
+            account.add_message(
+                body.get("session_id"), when or dt.datetime.now(UTC).replace(microsecond=0), body.get("text", "added")
+            )
+            for _ in range(int(body.get("count", 1)))
+        ]
+        return created
+    if path == "/_admin/engagements/complete":
+        return {"completed": account.complete_engagements()}
+    if path == "/_admin/sessions/delete":
+        account.delete_session(body["session_id"])
+        return {"deleted": body["session_id"]}
+    if path == "/_admin/stats/reset":
+        emulator.stats.reset()
+        return emulator.stats.snapshot()
+    if path == "/_admin/daily-limit/reset":
+        emulator.reset_daily_limit()
+        return {"reset": True}
+    if path == "/_admin/config":
+        for key, value in body.items():
+            if not hasattr(emulator.config, key):
+                raise _zoom_error(400, 300, f"Unknown setting: {key}")
+            setattr(emulator.config, key, value)
+        if "fault_seed" in body:
+            emulator._faults.seed(body["fault_seed"])
+        return asdict(emulator.config)
+    raise _zoom_error(404, 404, "Not found")
