@@ -170,8 +170,10 @@ class Emulator:
         self._server.serve_forever()
 
     def stop(self) -> None:
-        """Stop serving and close the socket."""
-        self._server.shutdown()
+        """Stop serving (if it was) and close the socket."""
+        if self._thread is not None:
+            self._server.shutdown()
+            self._thread = None
         self._server.server_close()
 
     def __enter__(self) -> Emulator:
