@@ -9,7 +9,7 @@ from http import HTTPStatus
 from importlib import resources
 from pathlib import Path
 
-from singer_sdk import RESTStream, SchemaDirectory, StreamSchema
+from singer_sdk import RESTStream, SchemaDirectory, Stream, StreamSchema
 from singer_sdk.exceptions import RetriableAPIError
 
 from tap_zoom_sms.errors import AuthError, PageTokenExpiredError, ZoomAPIError
@@ -48,7 +48,24 @@ def schema_directory() -> SchemaDirectory:
 SCHEMAS = schema_directory()
 
 
-class ZoomStream(RESTStream[WindowPage]):
+class SchemaOnce(Stream):
+    """Write a stream's SCHEMA message once per run.
+
+    The SDK writes it at every sync of a child stream, that is once per session
+    for messages and once per message for attachments. Singer needs it once; some
+    targets (target-duckdb among them) flush their batches at each SCHEMA message
+    and drop rows when it comes thousands of times.
+    """
+
+    _schema_written = False
+
+    def _write_schema_message(self) -> None:
+        if not self._schema_written:
+            super()._write_schema_message()
+            self._schema_written = True
+
+
+class ZoomStream(SchemaOnce, RESTStream[WindowPage]):
     """A Zoom list endpoint read window by window, page by page.
 
     Subclasses say which windows to read (:meth:`windows`), where the records are in

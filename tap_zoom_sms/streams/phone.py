@@ -14,9 +14,9 @@ from __future__ import annotations
 import typing as t
 from http import HTTPStatus
 
-from singer_sdk import Stream, StreamSchema, metrics
+from singer_sdk import StreamSchema, metrics
 
-from tap_zoom_sms.client import SCHEMAS, ZoomStream
+from tap_zoom_sms.client import SCHEMAS, SchemaOnce, ZoomStream
 from tap_zoom_sms.errors import SessionGoneError, ZoomAPIError
 from tap_zoom_sms.responses import SESSION_GONE_CODES, describe_error, error_fields
 from tap_zoom_sms.windows import format_zoom_time, month_windows, parse_time
@@ -139,7 +139,7 @@ class SmsMessagesStream(ZoomStream):
             }
 
 
-class AttachmentsStream(Stream):
+class AttachmentsStream(SchemaOnce):
     """One record per file attached to a message, taken from the message itself."""
 
     name = "attachments"

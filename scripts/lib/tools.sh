@@ -1,0 +1,23 @@
+# Sourced by the scripts: the tools the end-to-end tests and the demo need, installed by name
+# from PyPI and Debian's packages, never by hand.
+
+# Meltano, in its own virtualenv (.tools/meltano), and the project's plugins (.meltano/).
+ensure_meltano() {
+  local python="${PYTHON:-python3}"
+  if [ ! -x .tools/meltano/bin/meltano ]; then
+    "$python" -m venv .tools/meltano
+    .tools/meltano/bin/python -m pip install -q --disable-pip-version-check "meltano==4.4.1"
+  fi
+  export MELTANO_SEND_ANONYMOUS_USAGE_STATS=false
+  .tools/meltano/bin/meltano --log-level=warning install "$@"
+}
+
+# PostgreSQL's server binaries from Debian's packages (the tests start their own cluster).
+ensure_postgres() {
+  if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq postgresql >/dev/null
+  fi
+}

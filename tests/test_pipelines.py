@@ -1,0 +1,197 @@
+"""The pipeline a user runs: Meltano runs the tap, real Singer targets load real databases.
+
+Needs what ``scripts/test`` installs: Meltano in .tools/meltano, the plugins in .meltano/,
+and PostgreSQL's server from Debian's packages (a private cluster is started on 127.0.0.1).
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import typing as t
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tap_zoom_sms.emulator import DatasetSpec, Emulator
+from tests.emulator_client import EmulatorClient
+
+ROOT = Path(__file__).resolve().parent.parent
+MELTANO = ROOT / ".tools" / "meltano" / "bin" / "meltano"
+DUCKDB_PYTHON = ROOT / ".meltano" / "loaders" / "target-duckdb" / "venv" / "bin" / "python"
+TABLES = {
+    "sms_sessions": "session_id",
+    "sms_messages": "message_id",
+    "attachments": "message_id, id",
+    "contact_center_sms": "engagement_id",
+}
+
+
+def _require(path: Path) -> None:
+    if not path.exists():
+        pytest.fail(f"{path} is missing: run scripts/test, which installs Meltano and the plugins")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Postgres:
+    """A throwaway PostgreSQL cluster on 127.0.0.1, run as the postgres user when we are root."""
+
+    def __init__(self) -> None:
+        found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+        if not found:
+            pytest.fail("PostgreSQL server binaries are missing: run scripts/test, which installs them")
+        self.bin = Path(found[-1]).parent
+        self.dir = Path(tempfile.mkdtemp(prefix="tap-zoom-sms-pg-"))
+        self.port = _free_port()
+        self.as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        if self.as_user:
+            shutil.chown(self.dir, "postgres")
+
+    def _run(self, *args: str) -> str:
+        result = subprocess.run([*self.as_user, *args], capture_output=True, text=True, check=False)  # noqa: S603
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    def start(self) -> Postgres:
+        data = str(self.dir / "data")
+        self._run(str(self.bin / "initdb"), "-D", data, "-A", "trust", "-U", "postgres", "-E", "UTF8")
+        options = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off"
+        self._run(str(self.bin / "pg_ctl"), "-D", data, "-o", options, "-l", str(self.dir / "log"), "-w", "start")
+        self.sql("create database zoom", database="postgres")
+        return self
+
+    def stop(self) -> None:
+        self._run(str(self.bin / "pg_ctl"), "-D", str(self.dir / "data"), "-m", "fast", "-w", "stop")
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def sql(self, query: str, database: str = "zoom") -> list[list[str]]:
+        out = self._run(
+            str(self.bin / "psql"),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            "-U",
+            "postgres",
+            "-d",
+            database,
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-At",
+            "-F",
+            "\t",
+            "-c",
+            query,
+        )
+        return [line.split("\t") for line in out.splitlines()]
+
+
+@pytest.fixture(scope="module")
+def postgres() -> t.Iterator[Postgres]:
+    server = Postgres().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def emulator() -> t.Iterator[Emulator]:
+    with Emulator(DatasetSpec(seed=5, sessions=60, engagements=30)) as em:
+        yield em
+
+
+def meltano_run(emulator: Emulator, target: str, state_suffix: str, env: dict[str, str]) -> None:
+    _require(MELTANO)
+    _require(ROOT / ".meltano" / "loaders" / target)
+    tap_env = {
+        f"TAP_ZOOM_SMS_{key.upper()}": str(value)
+        for key, value in emulator.tap_config(medium_requests_per_second=0, heavy_requests_per_second=0).items()
+    }
+    result = subprocess.run(  # noqa: S603
+        [str(MELTANO), "--log-level=warning", "run", "--state-id-suffix", state_suffix, "tap-zoom-sms", target],
+        cwd=ROOT,
+        env={**os.environ, **tap_env, **env, "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false"},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=900,
+    )
+    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+    assert emulator.config.client_secret not in result.stdout + result.stderr
+
+
+def truth_counts(emulator: Emulator) -> dict[str, int]:
+    counts = dict.fromkeys(TABLES, 0)
+    for stream, _ in emulator.account.truth():
+        counts[stream] += 1
+    return counts
+
+
+def test_meltano_into_postgres_loads_everything_and_upserts(postgres: Postgres, emulator: Emulator) -> None:
+    env = {
+        "TARGET_POSTGRES_HOST": "127.0.0.1",
+        "TARGET_POSTGRES_PORT": str(postgres.port),
+        "TARGET_POSTGRES_USER": "postgres",
+        "TARGET_POSTGRES_PASSWORD": "unused",
+        "TARGET_POSTGRES_DATABASE": "zoom",
+    }
+    suffix = uuid.uuid4().hex
+    meltano_run(emulator, "target-postgres", suffix, env)
+
+    def counts() -> dict[str, tuple[int, int]]:
+        out = {}
+        for table, key in TABLES.items():
+            rows = postgres.sql(f"select count(*), count(distinct ({key})) from zoom_sms.{table}")  # noqa: S608
+            out[table] = (int(rows[0][0]), int(rows[0][1]))
+        return out
+
+    expected = truth_counts(emulator)
+    assert counts() == {table: (n, n) for table, n in expected.items()}
+
+    # a second, incremental run after new messages: upserted, no duplicate keys, the session updated
+    client = EmulatorClient(emulator)
+    session_id = postgres.sql("select session_id from zoom_sms.sms_sessions order by last_access_time limit 1")[0][0]
+    added = client.admin("messages", session_id=session_id, count=2, text="follow-up")
+    meltano_run(emulator, "target-postgres", suffix, env)
+
+    expected = truth_counts(emulator)
+    assert counts() == {table: (n, n) for table, n in expected.items()}
+    last = postgres.sql(f"select last_access_time from zoom_sms.sms_sessions where session_id = '{session_id}'")  # noqa: S608
+    assert last[0][0].startswith(added[-1]["date_time"][:10])
+    texts = postgres.sql(f"select message from zoom_sms.sms_messages where message_id = '{added[0]['message_id']}'")  # noqa: S608
+    assert texts == [["follow-up"]]
+    sender = postgres.sql("select sender->>'phone_number' from zoom_sms.sms_messages limit 1")
+    assert sender[0][0]
+
+
+def test_meltano_into_duckdb_loads_everything(tmp_path: Path, emulator: Emulator) -> None:
+    _require(DUCKDB_PYTHON)
+    database = tmp_path / "zoom.duckdb"
+    meltano_run(emulator, "target-duckdb", uuid.uuid4().hex, {"TARGET_DUCKDB_FILEPATH": str(database)})
+    script = (
+        "import duckdb, json, sys\n"
+        "c = duckdb.connect(sys.argv[1], read_only=True)\n"
+        "tables = json.loads(sys.argv[2])\n"
+        "print(json.dumps({t: c.execute(f'select count(*), count(distinct ({k})) from zoom_sms.{t}').fetchone()\n"
+        "                  for t, k in tables.items()}))\n"
+    )
+    result = subprocess.run(  # noqa: S603
+        [str(DUCKDB_PYTHON), "-c", script, str(database), json.dumps(TABLES)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    loaded = {table: tuple(pair) for table, pair in json.loads(result.stdout).items()}
+    assert loaded == {table: (n, n) for table, n in truth_counts(emulator).items()}
