@@ -9,10 +9,12 @@ from http import HTTPStatus
 from importlib import resources
 from pathlib import Path
 
+import requests
 from singer_sdk import RESTStream, SchemaDirectory, Stream, StreamSchema
 from singer_sdk.exceptions import RetriableAPIError
 
-from tap_zoom_sms.errors import AuthError, PageTokenExpiredError, ZoomAPIError
+from tap_zoom_sms import retries
+from tap_zoom_sms.errors import AuthError, DailyLimitError, PageTokenExpiredError, ZoomAPIError
 from tap_zoom_sms.pagination import WindowPage, WindowPaginator
 from tap_zoom_sms.ratelimit import RateLimitedSession
 from tap_zoom_sms.responses import (
@@ -22,12 +24,12 @@ from tap_zoom_sms.responses import (
     error_fields,
     zoom_json,
 )
-from tap_zoom_sms.windows import BoundaryDedupe, Window, format_zoom_time
+from tap_zoom_sms.retries import TRANSIENT, Retrying
+from tap_zoom_sms.windows import Window, WindowDedupe, format_zoom_time
 
 if t.TYPE_CHECKING:
     import datetime as dt
 
-    import requests
     from singer_sdk.helpers.types import Context
 
     from tap_zoom_sms.auth import ZoomS2SAuthenticator
@@ -106,6 +108,30 @@ class ZoomStream(SchemaOnce, RESTStream[WindowPage]):
         """Return the per-request timeout in seconds."""
         return int(self.config["request_timeout"])
 
+    def request_decorator(self, func: t.Callable[..., requests.Response]) -> t.Callable[..., requests.Response]:
+        """Retry transient failures as :class:`~tap_zoom_sms.retries.Retrying` decides.
+
+        Replaces the SDK's five tries with backoff: 429s wait as ``Retry-After`` says
+        and keep trying for minutes; the daily cap closes the label at once.
+        """
+        label = self.rate_limit_label
+
+        def send(prepared_request: requests.PreparedRequest, context: Context | None) -> requests.Response:
+            retrying = Retrying(self.logger, f"GET {self.path}", label)
+            while True:
+                try:
+                    return func(prepared_request, context)
+                except TRANSIENT as exc:
+                    try:
+                        wait = retrying.wait_after(exc)
+                    except DailyLimitError as limit:
+                        self._tap.rate_limiters[label].close(limit)
+                        raise
+                    retrying.log(exc, wait)
+                    retries.sleep(wait)
+
+        return send
+
     def windows(self, context: Context | None) -> t.Iterator[Window]:
         """Return the windows to read for ``context``, oldest first."""
         raise NotImplementedError
@@ -137,16 +163,16 @@ class ZoomStream(SchemaOnce, RESTStream[WindowPage]):
         """Read every window; restart a window whose page token Zoom rejects.
 
         Zoom's page tokens expire after 15 minutes, and a token from a slow window
-        can be refused: the window is then read again from its first page (its
-        records may be emitted twice; targets upsert on the primary key). A record
-        on the boundary two windows share is emitted once.
+        can be refused: the window is then read again from its first page, and the
+        records it already gave are not emitted again. A record on the boundary two
+        windows share is emitted once.
         """
         windows = self.windows(context)
         first = next(windows, None)
         if first is None:
             return
         self._windows = itertools.chain([first], windows)
-        dedupe = BoundaryDedupe(self.primary_keys, str(self.replication_key))
+        dedupe = WindowDedupe(self.primary_keys, str(self.replication_key))
         restarted: tuple[Window, int] | None = None
         while True:
             try:

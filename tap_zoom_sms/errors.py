@@ -37,3 +37,21 @@ class SessionGoneError(ZoomAPIError):
 
     Not fatal: the stream skips the session with a warning.
     """
+
+
+class DailyLimitError(ZoomTapError):
+    """Zoom's daily request cap for a rate-limit label is reached.
+
+    Requests on that label stop at once; streams on other labels finish; the run
+    then ends with this error, its STATE at the last completed window.
+    """
+
+    def __init__(self, label: str, retry_after: str | None) -> None:
+        """Remember the label and Zoom's ``Retry-After`` (the reset time), if it sent one."""
+        self.label = label
+        self.retry_after = retry_after
+        reset = f"; it resets at {retry_after}" if retry_after else ""
+        super().__init__(
+            f"Zoom's daily limit for {label} requests was reached{reset}. "
+            "The STATE emitted lets the next run resume where this one stopped"
+        )

@@ -27,9 +27,16 @@ class RateLimiter:
         self._clock = clock
         self._next_slot = 0.0
         self._lock = threading.Lock()
+        self._closed_by: Exception | None = None
+
+    def close(self, reason: Exception) -> None:
+        """Refuse every later request with ``reason`` (Zoom's daily cap for the label is reached)."""
+        self._closed_by = reason
 
     def acquire(self) -> None:
-        """Block until this caller's slot comes."""
+        """Block until this caller's slot comes; raise if the label is closed."""
+        if self._closed_by is not None:
+            raise self._closed_by
         if not self._interval:
             return
         with self._lock:

@@ -13,7 +13,7 @@ from singer_sdk import typing as th
 from singer_sdk.exceptions import ConfigValidationError, FatalAPIError, RetriableAPIError
 
 from tap_zoom_sms.auth import ZoomS2SAuthenticator
-from tap_zoom_sms.errors import SettingsError, ZoomTapError
+from tap_zoom_sms.errors import DailyLimitError, SettingsError, ZoomTapError
 from tap_zoom_sms.ratelimit import RateLimiter
 from tap_zoom_sms.streams import STREAM_TYPES
 from tap_zoom_sms.windows import parse_time, utc_now
@@ -160,9 +160,36 @@ class TapZoomSms(Tap):
         return parse_time(value) if value else None
 
     def sync_all(self) -> None:
-        """Get a token before any data request, so bad credentials fail at once."""
+        """Sync every stream; a daily cap stops only the streams of its label.
+
+        A token is fetched first, so bad credentials fail before any data request.
+        When Zoom's daily cap for a label is reached, that stream stops where its
+        last window completed, the streams of other labels still run, the STATE
+        reached is written, and the run ends with the cap's one-line error. This is
+        the SDK's own loop (progress markers, replication methods, initial STATE),
+        with that one difference.
+        """
         self.zoom_auth.update_access_token()
-        super().sync_all()
+        self._reset_state_progress_markers()
+        self._set_compatible_replication_methods()
+        if self.state:
+            self._state_writer.write_state(self.state)
+        capped: list[DailyLimitError] = []
+        for stream in self.streams.values():
+            if stream.parent_stream_type or not (stream.selected or stream.has_selected_descendents):
+                continue
+            try:
+                stream.sync()
+            except DailyLimitError as exc:
+                self.logger.warning("Stopped %s: %s", stream.name, exc)
+                capped.append(exc)
+                self._state_writer.write_state(self.state)
+                continue
+            stream.finalize_state_progress_markers()
+        for stream in self.streams.values():
+            stream.log_sync_costs()
+        if capped:
+            raise capped[0]
 
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
         """Check the settings, and fail with one line that names every problem.

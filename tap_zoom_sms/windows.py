@@ -96,13 +96,13 @@ def month_windows(
         lower = boundary
 
 
-class BoundaryDedupe:
-    """Drops the second sighting of a record on the instant two windows share.
+class WindowDedupe:
+    """Emits each record of a window once, and a record on a shared boundary once.
 
-    Consecutive windows overlap on their boundary, so a record stamped exactly
-    there comes in both. For a session that would mean reading its whole message
-    history twice; remembering only the keys seen at the current window's end
-    keeps this constant in memory.
+    A window read again from its first page (its page token expired) gives again
+    the records it already gave; consecutive windows overlap on their boundary, so
+    a record stamped exactly there comes in both (for a session, that would mean
+    reading its whole message history twice). Memory: the keys of one window.
     """
 
     def __init__(self, key_fields: t.Sequence[str], time_field: str) -> None:
@@ -111,23 +111,23 @@ class BoundaryDedupe:
         self._time_field = time_field
         self._window: Window | None = None
         self._start = self._end = ""
+        self._seen: set[tuple[t.Any, ...]] = set()
         self._carried: set[tuple[t.Any, ...]] = set()
         self._at_end: set[tuple[t.Any, ...]] = set()
 
     def first_sighting(self, record: t.Mapping[str, t.Any], window: Window) -> bool:
-        """Say whether ``record``, read in ``window``, was not already read in the one before."""
+        """Say whether ``record``, read in ``window``, is new to this window and the one before."""
         if window != self._window:
             follows = self._window is not None and self._window.end == window.start
             self._carried = self._at_end if follows else set()
-            self._at_end = set()
+            self._seen, self._at_end = set(), set()
             self._window = window
             self._start, self._end = format_zoom_time(window.start), format_zoom_time(window.end)
-        when = record.get(self._time_field)
-        if when not in (self._start, self._end):
-            return True
         key = tuple(record.get(field) for field in self._key_fields)
-        if when == self._start and key in self._carried:
+        when = record.get(self._time_field)
+        if key in self._seen or (when == self._start and key in self._carried):
             return False
+        self._seen.add(key)
         if when == self._end:
             self._at_end.add(key)
         return True

@@ -66,11 +66,10 @@ def config() -> dict[str, t.Any]:
 
 
 @pytest.fixture(autouse=True)
-def no_backoff_waits(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Retry at once: the tests check what is retried, not how long it waits."""
-    import backoff
+def no_retry_waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """Retry at once, remembering the waits asked for: tests check what is retried and how long."""
+    from tap_zoom_sms import retries
 
-    from tap_zoom_sms.client import ZoomStream
-
-    monkeypatch.setattr(ZoomStream, "backoff_wait_generator", lambda self: backoff.constant(interval=0))
-    monkeypatch.setattr(ZoomStream, "backoff_jitter", lambda self, value: 0)
+    waits: list[float] = []
+    monkeypatch.setattr(retries, "sleep", waits.append)
+    return waits

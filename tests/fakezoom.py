@@ -58,6 +58,7 @@ class Fault:
     status: int
     body: dict[str, t.Any] | str
     when: t.Callable[[t.Any], bool] = lambda request: True
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -152,9 +153,10 @@ class FakeZoom:
         status: int,
         body: dict[str, t.Any] | str,
         when: t.Callable[[t.Any], bool] = lambda request: True,
+        headers: dict[str, str] | None = None,
     ) -> None:
-        """Answer the next matching request with ``status`` and ``body`` (raw text if a str)."""
-        self.faults.append(Fault(pattern, status, body, when))
+        """Answer the next matching request with ``status``, ``body`` (raw text if a str) and ``headers``."""
+        self.faults.append(Fault(pattern, status, body, when, headers or {}))
 
     # --- counting ------------------------------------------------------
     def count(self, pattern: str) -> int:
@@ -192,6 +194,7 @@ class FakeZoom:
             if re.search(fault.pattern, path) and fault.when(request):
                 del self.faults[i]
                 context.status_code = fault.status
+                context.headers.update(fault.headers)
                 return fault.body
         auth = request.headers.get("Authorization", "")
         if auth.removeprefix("Bearer ") not in self.valid_tokens:

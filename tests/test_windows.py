@@ -8,7 +8,7 @@ import itertools
 import pendulum
 import pytest
 
-from tap_zoom_sms.windows import BoundaryDedupe, Window, format_zoom_time, month_windows, parse_time
+from tap_zoom_sms.windows import Window, WindowDedupe, format_zoom_time, month_windows, parse_time
 
 UTC = dt.timezone.utc
 FAR_FUTURE = dt.datetime(2100, 1, 1, tzinfo=UTC)
@@ -119,7 +119,7 @@ def test_parse_time_rejects_garbage(text: str) -> None:
 def test_boundary_dedupe_drops_only_the_repeat_on_the_shared_instant() -> None:
     jan = Window(d("2024-01-01"), d("2024-02-01"))
     feb = Window(d("2024-02-01"), d("2024-03-01"))
-    dedupe = BoundaryDedupe(["id"], "t")
+    dedupe = WindowDedupe(["id"], "t")
     assert dedupe.first_sighting({"id": 1, "t": "2024-02-01T00:00:00Z"}, jan)
     assert dedupe.first_sighting({"id": 2, "t": "2024-01-20T00:00:00Z"}, jan)
     assert not dedupe.first_sighting({"id": 1, "t": "2024-02-01T00:00:00Z"}, feb)
@@ -130,3 +130,13 @@ def test_boundary_dedupe_drops_only_the_repeat_on_the_shared_instant() -> None:
     apr = Window(d("2024-04-01"), d("2024-05-01"))
     assert dedupe.first_sighting({"id": 9, "t": "2024-03-01T00:00:00Z"}, feb)
     assert dedupe.first_sighting({"id": 9, "t": "2024-04-01T00:00:00Z"}, apr)
+
+
+def test_window_dedupe_drops_records_a_restarted_window_gives_again() -> None:
+    jan = Window(d("2024-01-01"), d("2024-02-01"))
+    dedupe = WindowDedupe(["id"], "t")
+    assert dedupe.first_sighting({"id": 1, "t": "2024-01-05T00:00:00Z"}, jan)
+    assert dedupe.first_sighting({"id": 2, "t": "2024-01-06T00:00:00Z"}, jan)
+    # the page token expired: the same window, from its first page
+    assert not dedupe.first_sighting({"id": 1, "t": "2024-01-05T00:00:00Z"}, jan)
+    assert dedupe.first_sighting({"id": 3, "t": "2024-01-07T00:00:00Z"}, jan)

@@ -205,6 +205,11 @@ class Emulator:
             "scope": "phone:read:admin phone_sms:read:admin contact_center_sms:read:admin",
         }
 
+    def issued_tokens(self) -> list[str]:
+        """Return every access token issued (for tests that scan output for secrets)."""
+        with self._lock:
+            return list(self._tokens)
+
     def check_token(self, authorization: str, *, contact_center: bool) -> None:
         """Raise Zoom's 401 (in the endpoint's shape) for a missing, unknown or expired token."""
         token = authorization.removeprefix("Bearer ").strip()

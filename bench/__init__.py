@@ -1,0 +1,1 @@
+"""Benchmarks and the reliability suite, run against the Zoom emulator."""

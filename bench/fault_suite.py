@@ -1,0 +1,226 @@
+"""The reliability suite: the installed tap against a hostile emulator, counting what was lost.
+
+Scenarios (each against the emulator's ground truth):
+  faults      10% of API requests fail (5xx with HTML, dropped connections, truncated JSON),
+              access tokens live 5 seconds and page tokens 2 seconds
+  qps-429     the tap unpaced against per-second limits: sustained 429s with Retry-After
+  daily-cap   Zoom's daily Heavy cap is reached mid-run; a second run after the reset resumes
+  sigkill     the tap is killed (SIGKILL) after 30% and again after 60% of its requests, then resumed
+
+Run: .venv/bin/python -m bench.fault_suite [--sessions N]   (prints a Markdown table)
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import subprocess
+import sys
+import threading
+import time
+import typing as t
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tap_zoom_sms.emulator import DatasetSpec, Emulator
+
+TAP = str(Path(sys.executable).with_name("tap-zoom-sms"))
+KEYS = {
+    "sms_sessions": ("session_id",),
+    "sms_messages": ("message_id",),
+    "attachments": ("message_id", "id"),
+    "contact_center_sms": ("engagement_id",),
+}
+
+
+@dataclass
+class Run:
+    """What one tap process wrote and how it ended."""
+
+    returncode: int
+    messages: list[dict[str, t.Any]]
+    stderr: str
+
+    def kept(self) -> tuple[dict[str, set[tuple]], dict | None]:
+        """Records up to the last STATE (what a target commits), and that STATE."""
+        records: dict[str, set[tuple]] = collections.defaultdict(set)
+        pending: dict[str, set[tuple]] = collections.defaultdict(set)
+        state = None
+        for message in self.messages:
+            if message["type"] == "RECORD":
+                stream = message["stream"]
+                pending[stream].add(tuple(message["record"][k] for k in KEYS[stream]))
+            elif message["type"] == "STATE":
+                state = message["value"]
+                for stream, keys in pending.items():
+                    records[stream] |= keys
+                pending.clear()
+        return records, state
+
+
+@dataclass
+class Outcome:
+    """One scenario's figures."""
+
+    name: str
+    runs: list[Run] = field(default_factory=list)
+    stats: dict[str, t.Any] = field(default_factory=dict)
+    lost: int = 0
+    expected: int = 0
+    secrets_found: list[str] = field(default_factory=list)
+
+    @property
+    def retries(self) -> int:
+        """Requests the tap retried (it logs each)."""
+        return sum(run.stderr.count("Retrying GET") for run in self.runs)
+
+    @property
+    def restarts(self) -> int:
+        """Windows read again after Zoom refused their page token."""
+        return sum(run.stderr.count("again from its first page") for run in self.runs)
+
+
+def run_tap(emulator: Emulator, workdir: Path, config: dict, state: dict | None, kill_after: int | None = None) -> Run:
+    """Run the installed tap; with ``kill_after``, SIGKILL it once the emulator has served that many requests."""
+    (workdir / "config.json").write_text(json.dumps(config))
+    args = [TAP, "--config", str(workdir / "config.json")]
+    if state is not None:
+        (workdir / "state.json").write_text(json.dumps(state))
+        args += ["--state", str(workdir / "state.json")]
+    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # noqa: S603
+    lines: list[str] = []
+    errors: list[str] = []
+    readers = [
+        threading.Thread(target=lambda: lines.extend(process.stdout), daemon=True),  # type: ignore[arg-type]
+        threading.Thread(target=lambda: errors.extend(process.stderr), daemon=True),  # type: ignore[arg-type]
+    ]
+    for reader in readers:
+        reader.start()
+    if kill_after is not None:
+        while process.poll() is None and emulator.stats.snapshot()["total_requests"] < kill_after:
+            time.sleep(0.005)
+        process.kill()
+    process.wait(timeout=1800)
+    for reader in readers:
+        reader.join(timeout=10)
+    messages = []
+    for line in lines:
+        try:
+            messages.append(json.loads(line))
+        except ValueError:  # the line the kill cut short
+            break
+    return Run(process.returncode, messages, "".join(errors))
+
+
+def truth(emulator: Emulator) -> dict[str, set[tuple]]:
+    """The emulator's records, by stream and key."""
+    out: dict[str, set[tuple]] = collections.defaultdict(set)
+    for stream, record in emulator.account.truth():
+        out[stream].add(tuple(record[k] for k in KEYS[stream]))
+    return out
+
+
+def finish(outcome: Outcome, emulator: Emulator, got: dict[str, set[tuple]]) -> Outcome:
+    """Count what is lost and scan every output for secrets."""
+    expected = truth(emulator)
+    outcome.expected = sum(len(v) for v in expected.values())
+    outcome.lost = sum(len(expected[s] - got.get(s, set())) for s in expected)
+    outcome.stats = emulator.stats.snapshot()
+    secrets = [emulator.config.client_secret, "Authorization", "Bearer ", *emulator.issued_tokens()]
+    for run in outcome.runs:
+        text = run.stderr + json.dumps(run.messages)
+        outcome.secrets_found += [s[:6] + "..." for s in secrets if s and s in text]
+    return outcome
+
+
+def scenario(name: str, sessions: int, workdir: Path) -> Outcome:
+    """Run one named scenario and return its figures."""
+    spec = DatasetSpec(seed=17, sessions=sessions, engagements=max(20, sessions // 3))
+    outcome = Outcome(name)
+    base = {"medium_requests_per_second": 0, "heavy_requests_per_second": 0, "page_size": 20}
+    with Emulator(spec) as emulator:
+        config = emulator.tap_config(**base)
+        got: dict[str, set[tuple]] = collections.defaultdict(set)
+        state = None
+        if name == "faults":
+            emulator.config.fault_rate = 0.1
+            emulator.config.fault_kinds = ["http_500", "drop", "truncated"]
+            emulator.config.token_ttl = 5
+            emulator.config.page_token_ttl = 2
+            plan = [None]
+        elif name == "qps-429":
+            emulator.config.medium_qps = 8
+            emulator.config.heavy_qps = 4
+            plan = [None]
+        elif name == "daily-cap":
+            emulator.config.heavy_daily = 6
+            plan = [None, "reset"]
+        elif name == "sigkill":
+            plan = [None]  # a clean run first, to know how many requests a run takes
+        else:
+            raise ValueError(name)
+
+        if name == "sigkill":
+            if run_tap(emulator, workdir, config, None).returncode != 0:
+                raise RuntimeError("the clean run failed")
+            total = emulator.stats.snapshot()
+            emulator.stats.reset()
+            stops = [int(total["total_requests"] * 0.3), int(total["total_requests"] * 0.6), None]
+            for stop in stops:  # killed, resumed and killed again, resumed to the end
+                run = run_tap(emulator, workdir, config, state, kill_after=stop)
+                outcome.runs.append(run)
+                records, reached = run.kept()
+                for stream, keys in records.items():
+                    got[stream] |= keys
+                state = reached or state
+            return finish(outcome, emulator, got)
+
+        for step in plan:
+            if step == "reset":
+                emulator.reset_daily_limit()
+                emulator.config.heavy_daily = 0
+            run = run_tap(emulator, workdir, config, state)
+            outcome.runs.append(run)
+            records, state = run.kept()
+            for stream, keys in records.items():
+                got[stream] |= keys
+        return finish(outcome, emulator, got)
+
+
+def table(outcomes: list[Outcome]) -> str:
+    """Format the figures as a Markdown table."""
+    rows = [
+        "| scenario | tap runs (exit codes) | requests | faults injected | retries | 429s | windows restarted "
+        "| records expected | records lost | secrets in output |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for o in outcomes:
+        faults = ", ".join(f"{k} {v}" for k, v in sorted(o.stats.get("faults", {}).items())) or "0"
+        limited = o.stats.get("statuses", {}).get("429", 0)
+        codes = ", ".join(str(r.returncode) for r in o.runs)
+        rows.append(
+            f"| {o.name} | {len(o.runs)} ({codes}) | {o.stats.get('total_requests', 0)} | {faults} | {o.retries} "
+            f"| {limited} | {o.restarts} | {o.expected} | {o.lost} | {len(o.secrets_found)} |"
+        )
+    return "\n".join(rows)
+
+
+def main(argv: t.Sequence[str] | None = None) -> None:
+    """Run every scenario and print the table."""
+    import tempfile  # noqa: PLC0415
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sessions", type=int, default=120)
+    parser.add_argument("--scenario", action="append", help="run only these (default: all)")
+    args = parser.parse_args(argv)
+    names = args.scenario or ["faults", "qps-429", "daily-cap", "sigkill"]
+    with tempfile.TemporaryDirectory() as workdir:
+        outcomes = [scenario(name, args.sessions, Path(workdir)) for name in names]
+    print(table(outcomes))  # noqa: T201
+    if any(o.lost or o.secrets_found for o in outcomes):
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,38 @@
+"""The reliability suite (bench/fault_suite.py) against the emulator: nothing lost, nothing leaked."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bench.fault_suite import scenario
+
+SESSIONS = 30
+
+
+@pytest.mark.parametrize("name", ["faults", "qps-429", "daily-cap", "sigkill"])
+def test_scenario_loses_nothing_and_leaks_nothing(name: str, tmp_path: Path) -> None:
+    outcome = scenario(name, SESSIONS, tmp_path)
+
+    assert outcome.expected > 500
+    assert outcome.lost == 0
+    assert outcome.secrets_found == []
+    for run in outcome.runs:
+        assert "Traceback" not in run.stderr
+    codes = [run.returncode for run in outcome.runs]
+    if name == "faults":
+        assert codes == [0]
+        assert set(outcome.stats["faults"]) == {"http_500", "drop", "truncated"}
+        assert outcome.retries >= sum(outcome.stats["faults"].values())
+        assert outcome.stats["tokens_issued"] > 1  # 5-second tokens were renewed during the run
+    elif name == "qps-429":
+        assert codes == [0]
+        assert outcome.stats["statuses"]["429"] > 10
+    elif name == "daily-cap":
+        assert codes == [1, 0]
+        errors = [line for line in outcome.runs[0].stderr.splitlines() if line.startswith("tap-zoom-sms: error:")]
+        assert len(errors) == 1
+        assert "daily limit for Heavy requests was reached; it resets at" in errors[0]
+    else:
+        assert codes == [-9, -9, 0]

@@ -1,0 +1,132 @@
+"""Retries: Retry-After in every form, sustained 429s, the daily cap, faults that do not go away."""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.utils
+
+import pytest
+
+from tap_zoom_sms.errors import DailyLimitError
+from tap_zoom_sms.retries import MAX_FAULT_TRIES, retry_after_seconds
+from tests.conftest import run_tap
+from tests.fakezoom import FakeZoom, base_config
+
+UTC = dt.timezone.utc
+NOW = dt.datetime(2026, 5, 31, 23, 59, 0, tzinfo=UTC)
+QPS = {"code": 429, "message": "You have reached the maximum per-second rate limit for this API."}
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [
+        ("3", 3.0),
+        ("0.5", 0.5),
+        (email.utils.format_datetime(NOW + dt.timedelta(seconds=20), usegmt=True), 20.0),
+        ("2026-06-01T00:00:00Z", 60.0),
+        ("2026-05-31T23:00:00Z", 0.0),  # already past
+        ("soon", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_retry_after_in_every_form(value: str | None, seconds: float | None) -> None:
+    assert retry_after_seconds(value, now=NOW) == seconds
+
+
+def account(zoom: FakeZoom) -> None:
+    zoom.add_session("s1")
+    zoom.add_message("s1", "2024-02-02T00:00:00Z")
+    zoom.add_message("s1", "2024-07-07T00:00:00Z", attachments=1)
+    zoom.add_session("s2", "call_queue")
+    zoom.add_message("s2", "2024-09-09T00:00:00Z")
+    zoom.add_engagement("e1", "2024-03-03T00:00:00Z")
+    zoom.add_engagement("e2", "2024-10-10T00:00:00Z")
+
+
+def test_sustained_qps_429s_are_waited_out_as_retry_after_says(zoom: FakeZoom, no_retry_waits: list) -> None:
+    account(zoom)
+    for _ in range(90):  # a minute and a half of 429s on one request
+        zoom.fail_next(r"/sessions/s1$", 429, QPS, headers={"X-RateLimit-Type": "QPS", "Retry-After": "1"})
+    run = run_tap(base_config())
+
+    assert run.ids("sms_messages", "message_id") == {"m00001", "m00002", "m00003"}
+    assert len(no_retry_waits) == 90
+    assert all(1 <= wait <= 1.25 for wait in no_retry_waits)
+    assert sum(no_retry_waits) > 60
+
+
+def test_429_without_headers_backs_off_with_jitter(zoom: FakeZoom, no_retry_waits: list) -> None:
+    account(zoom)
+    for _ in range(8):
+        zoom.fail_next(r"/sessions$", 429, QPS)
+    run = run_tap(base_config())
+
+    assert run.ids("sms_sessions", "session_id") == {"s1", "s2"}
+    assert len(no_retry_waits) == 8
+    assert max(no_retry_waits) <= 32
+    assert len(set(no_retry_waits)) > 1
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"X-RateLimit-Type": "Daily-limit", "Retry-After": "2026-06-01T00:00:00Z"},
+        {},  # headers may be missing: Zoom's message still says so
+    ],
+)
+def test_the_daily_cap_stops_its_label_and_the_rest_finishes(zoom: FakeZoom, headers: dict) -> None:
+    account(zoom)
+    daily = {"code": 429, "message": "You have reached the maximum daily rate limit for this API."}
+    zoom.fail_next(
+        r"/contact_center/sms$",
+        429,
+        daily,
+        headers=headers,
+        when=lambda request: request.qs["from"][0].startswith("2024-06"),
+    )
+    first = run_tap(base_config(), expect_error=True)
+
+    assert isinstance(first.error, DailyLimitError)
+    assert "daily limit for Heavy requests was reached" in str(first.error)
+    if headers:
+        assert "resets at 2026-06-01T00:00:00Z" in str(first.error)
+    assert first.ids("sms_messages", "message_id") == {"m00001", "m00002", "m00003"}  # Medium finished
+    assert first.ids("contact_center_sms", "engagement_id") == {"e1"}
+    cc_requests = [qs for path, qs in zoom.requests if path.endswith("/contact_center/sms")]
+    assert cc_requests[-1]["from"][0].startswith("2024-06")  # nothing asked of Heavy after the cap
+    state = first.last_state
+    assert state["bookmarks"]["contact_center_sms"]["replication_key_value"] == "2024-06-01T00:00:00Z"
+
+    second = run_tap(base_config(), state=state)
+    assert second.ids("contact_center_sms", "engagement_id") == {"e2"}
+
+
+def test_a_fault_that_persists_ends_the_run_with_zoom_details(zoom: FakeZoom, no_retry_waits: list) -> None:
+    account(zoom)
+    for _ in range(MAX_FAULT_TRIES):
+        zoom.fail_next(
+            r"/sessions$", 503, {"code": 503, "message": "Service unavailable"}, headers={"x-zm-trackingid": "TRACK-9"}
+        )
+    run = run_tap(base_config(), expect_error=True)
+
+    assert "HTTP 503 from GET /v2/phone/sms/sessions: code 503: Service unavailable" in str(run.error)
+    assert "x-zm-trackingid TRACK-9" in str(run.error)
+    assert len(no_retry_waits) == MAX_FAULT_TRIES - 1
+    assert run.last_state is not None  # the contact center bookmark, for the next run
+
+
+def test_a_window_restarted_after_an_expired_token_emits_nothing_twice(zoom: FakeZoom) -> None:
+    zoom.add_session("busy")
+    for minute in range(23):
+        zoom.add_message("busy", f"2024-06-10T10:{minute:02d}:00Z")
+    zoom.fail_next(
+        r"/sessions/busy$",
+        400,
+        {"code": 300, "message": "The next page token is invalid or expired."},
+        when=lambda request: "next_page_token" in request.qs,
+    )
+    run = run_tap(base_config(page_size=5))
+
+    emitted = [r["message_id"] for r in run.records["sms_messages"]]
+    assert len(emitted) == len(set(emitted)) == 23
