@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
+import threading
 import typing as t
 from http import HTTPStatus
 
@@ -52,6 +53,16 @@ class ZoomS2SAuthenticator(OAuthAuthenticator):
             oauth_headers={"Authorization": f"Basic {basic}"},
         )
         self._account_id = account_id
+        self._token_lock = threading.RLock()
+
+    def authenticate_request(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        """Add the bearer token, renewing it first if needed (one renewal at a time across threads)."""
+        with self._token_lock:
+            if not self.is_token_valid():
+                self.update_access_token()
+            token = self.access_token
+        request.headers["Authorization"] = f"Bearer {token}"
+        return request
 
     @property
     def oauth_request_body(self) -> dict[str, str]:

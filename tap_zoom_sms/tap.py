@@ -14,6 +14,7 @@ from singer_sdk.exceptions import ConfigValidationError, FatalAPIError, Retriabl
 
 from tap_zoom_sms.auth import ZoomS2SAuthenticator
 from tap_zoom_sms.errors import DailyLimitError, SettingsError, ZoomTapError
+from tap_zoom_sms.output import SingerOutput
 from tap_zoom_sms.ratelimit import RateLimiter
 from tap_zoom_sms.streams import STREAM_TYPES
 from tap_zoom_sms.windows import parse_time, utc_now
@@ -29,6 +30,7 @@ class TapZoomSms(Tap):
     """Zoom Phone SMS sessions, messages and attachments, and Contact Center SMS."""
 
     name = "tap-zoom-sms"
+    message_writer_class = SingerOutput
 
     config_jsonschema = th.PropertiesList(
         th.Property(
@@ -116,6 +118,14 @@ class TapZoomSms(Tap):
             allowed_values=list(SESSION_TYPES),
             title="Session Type",
             description="Which SMS sessions to extract: all, user, call_queue or auto_receptionist.",
+        ),
+        th.Property(
+            "max_concurrent_requests",
+            th.IntegerType,
+            default=8,
+            title="Max Concurrent Requests",
+            description="Sessions whose messages are fetched at once (1: one request at a time). "
+            "The rate limits above still hold.",
         ),
         th.Property(
             "request_timeout",
@@ -234,6 +244,9 @@ class TapZoomSms(Tap):
             value = self.config.get(key)
             if value is not None and (not isinstance(value, (int, float)) or value < 0):
                 errors.append(f"{key} must be 0 or more, not {value!r}")
+        workers = self.config.get("max_concurrent_requests")
+        if workers is not None and (not isinstance(workers, int) or not 1 <= workers <= 64):
+            errors.append(f"max_concurrent_requests must be 1 to 64, not {workers!r}")
         timeout = self.config.get("request_timeout")
         if timeout is not None and (not isinstance(timeout, (int, float)) or timeout <= 0):
             errors.append(f"request_timeout must be a positive number of seconds, not {timeout!r}")

@@ -40,7 +40,8 @@ class TapRun:
 
 def run_tap(config: dict[str, t.Any], state: dict | None = None, *, expect_error: bool = False) -> TapRun:
     """Run the tap in-process and parse what it writes to stdout."""
-    out = io.StringIO()
+    raw = io.BytesIO()
+    out = io.TextIOWrapper(raw, encoding="utf-8")
     error = None
     with contextlib.redirect_stdout(out):
         try:
@@ -49,9 +50,11 @@ def run_tap(config: dict[str, t.Any], state: dict | None = None, *, expect_error
             if not expect_error:
                 raise
             error = exc
+        finally:
+            out.flush()
     if expect_error and error is None:
         pytest.fail("the run was expected to fail")
-    return TapRun([json.loads(line) for line in out.getvalue().splitlines() if line.strip()], error)
+    return TapRun([json.loads(line) for line in raw.getvalue().decode().splitlines() if line.strip()], error)
 
 
 @pytest.fixture

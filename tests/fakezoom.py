@@ -56,7 +56,7 @@ class Fault:
 
     pattern: str
     status: int
-    body: dict[str, t.Any] | str
+    body: dict[str, t.Any] | str | Exception
     when: t.Callable[[t.Any], bool] = lambda request: True
     headers: dict[str, str] = field(default_factory=dict)
 
@@ -151,11 +151,15 @@ class FakeZoom:
         self,
         pattern: str,
         status: int,
-        body: dict[str, t.Any] | str,
+        body: dict[str, t.Any] | str | Exception,
         when: t.Callable[[t.Any], bool] = lambda request: True,
         headers: dict[str, str] | None = None,
     ) -> None:
-        """Answer the next matching request with ``status``, ``body`` (raw text if a str) and ``headers``."""
+        """Answer the next matching request with ``status``, ``body`` and ``headers``.
+
+        A str body is sent as is (truncated JSON, HTML); an exception is raised, as a
+        timeout or a dropped connection would be.
+        """
         self.faults.append(Fault(pattern, status, body, when, headers or {}))
 
     # --- counting ------------------------------------------------------
@@ -193,6 +197,8 @@ class FakeZoom:
         for i, fault in enumerate(self.faults):
             if re.search(fault.pattern, path) and fault.when(request):
                 del self.faults[i]
+                if isinstance(fault.body, Exception):
+                    raise fault.body
                 context.status_code = fault.status
                 context.headers.update(fault.headers)
                 return fault.body

@@ -6,6 +6,7 @@ import datetime as dt
 import email.utils
 
 import pytest
+import requests
 
 from tap_zoom_sms.errors import DailyLimitError
 from tap_zoom_sms.retries import MAX_FAULT_TRIES, retry_after_seconds
@@ -130,3 +131,15 @@ def test_a_window_restarted_after_an_expired_token_emits_nothing_twice(zoom: Fak
 
     emitted = [r["message_id"] for r in run.records["sms_messages"]]
     assert len(emitted) == len(set(emitted)) == 23
+
+
+def test_timeouts_and_dropped_connections_are_retried(zoom: FakeZoom) -> None:
+    account(zoom)
+    zoom.fail_next(r"/sessions$", 0, requests.exceptions.ConnectTimeout("simulated"))
+    zoom.fail_next(r"/sessions/s1$", 0, requests.exceptions.ConnectionError("simulated"))
+    zoom.fail_next(r"/contact_center/sms$", 0, requests.exceptions.ReadTimeout("simulated"))
+    run = run_tap(base_config())
+
+    assert zoom.faults == []
+    assert run.ids("sms_messages", "message_id") == {"m00001", "m00002", "m00003"}
+    assert run.ids("contact_center_sms", "engagement_id") == {"e1", "e2"}

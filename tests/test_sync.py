@@ -299,3 +299,18 @@ def test_a_fatal_client_error_names_zoom_code_and_message(zoom: FakeZoom) -> Non
     )
     run = run_tap(base_config(), expect_error=True)
     assert "HTTP 403 from GET /v2/contact_center/sms: code 4711: Invalid access token" in str(run.error)
+
+
+def test_records_without_type_conformance_equal_the_sdk_default(
+    zoom: FakeZoom, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from singer_sdk.helpers.conform import TypeConformanceLevel
+
+    from tap_zoom_sms.client import BaseStream
+
+    build_account(zoom)
+    fast = run_tap(base_config())
+    monkeypatch.setattr(BaseStream, "TYPE_CONFORMANCE_LEVEL", TypeConformanceLevel.RECURSIVE)
+    stock = run_tap(base_config())
+    assert fast.records == stock.records
+    assert any("surprise_field" in m for m in fast.records["sms_messages"])  # a field Zoom added later

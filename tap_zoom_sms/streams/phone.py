@@ -11,13 +11,16 @@ messages of sessions it lists after the restart.
 
 from __future__ import annotations
 
+import collections
 import typing as t
+from dataclasses import dataclass
 from http import HTTPStatus
 
 from singer_sdk import StreamSchema, metrics
 
-from tap_zoom_sms.client import SCHEMAS, SchemaOnce, ZoomStream
+from tap_zoom_sms.client import SCHEMAS, BaseStream, ZoomStream
 from tap_zoom_sms.errors import SessionGoneError, ZoomAPIError
+from tap_zoom_sms.prefetch import Prefetcher
 from tap_zoom_sms.responses import SESSION_GONE_CODES, describe_error, error_fields
 from tap_zoom_sms.windows import format_zoom_time, month_windows, parse_time
 
@@ -30,6 +33,14 @@ if t.TYPE_CHECKING:
     from tap_zoom_sms.windows import Window
 
 
+@dataclass(frozen=True)
+class _WindowEnd:
+    """The place, among the sessions read ahead, where a window of the session list ended."""
+
+    window: Window
+    last: bool
+
+
 class SmsSessionsStream(ZoomStream):
     """GET /phone/sms/sessions: every session of the account, by last message time."""
 
@@ -40,6 +51,8 @@ class SmsSessionsStream(ZoomStream):
     records_key = "sms_sessions"
 
     messages_since: dt.datetime
+    #: sessions read ahead of the SDK, and the ends of their windows (see get_records)
+    _ahead: collections.deque[dict[str, t.Any] | _WindowEnd] | None = None
 
     def windows(self, context: Context | None) -> t.Iterator[Window]:
         """Read from the bookmark (or start_date) to end_date (or now).
@@ -53,6 +66,42 @@ class SmsSessionsStream(ZoomStream):
         if pending:
             self.messages_since = max(self._tap.start_date, min(parse_time(pending), start))
         return month_windows(start, self._tap.end_date)
+
+    def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
+        """List sessions, fetching the messages of the next few while the SDK writes the current one.
+
+        Bookmarks commit in order: a window's bookmark moves only after every session
+        read ahead of it has been written, messages and all.
+        """
+        messages = next((s for s in self.child_streams if isinstance(s, SmsMessagesStream)), None)
+        workers = int(self.config["max_concurrent_requests"])
+        if messages is None or workers <= 1 or not (messages.selected or messages.has_selected_descendents):
+            yield from super().get_records(context)
+            return
+        prefetcher = Prefetcher(lambda: SmsMessagesStream(tap=self._tap), workers)
+        messages.prefetcher = prefetcher
+        self._ahead = collections.deque()
+        try:
+            for record in super().get_records(context):
+                prefetcher.submit(record["session_id"], self.get_child_context(record, context))
+                self._ahead.append(record)
+                while len(self._ahead) > 2 * workers:
+                    yield from self._release()
+            while self._ahead:
+                yield from self._release()
+        finally:
+            self._ahead = None
+            messages.prefetcher = None
+            prefetcher.close()
+
+    def _release(self) -> t.Iterator[dict[str, t.Any]]:
+        """Hand the oldest session read ahead to the SDK, or commit the window that ended before it."""
+        assert self._ahead is not None  # noqa: S101
+        item = self._ahead.popleft()
+        if isinstance(item, _WindowEnd):
+            self._commit(item.window, item.last)
+        else:
+            yield item
 
     def get_url_params(self, context: Context | None, next_page_token: t.Any) -> dict[str, t.Any]:
         """Ask for every session type, filtered on the last message time (never Zoom's defaults)."""
@@ -72,6 +121,13 @@ class SmsSessionsStream(ZoomStream):
         }
 
     def on_window_done(self, window: Window, last: bool) -> None:
+        """Commit ``window``, or queue its commit behind the sessions still read ahead."""
+        if self._ahead is not None:
+            self._ahead.append(_WindowEnd(window, last))
+        else:
+            self._commit(window, last)
+
+    def _commit(self, window: Window, last: bool) -> None:
         """Advance the bookmark past ``window``, whose sessions and messages are all out.
 
         Once a run has read up to the present, the next run's sessions can only have
@@ -108,8 +164,17 @@ class SmsMessagesStream(ZoomStream):
         """Ask for messages in ascending creation order."""
         return {**super().get_url_params(context, next_page_token), "sort": 1}
 
+    #: set by the sessions stream while it reads messages ahead in worker threads
+    prefetcher: Prefetcher | None = None
+
     def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
-        """Read the session's messages; skip a session deleted since it was listed."""
+        """Read the session's messages (or take them, read ahead); skip a session deleted since it was listed."""
+        assert context is not None  # noqa: S101
+        if self.prefetcher is not None:
+            fetched = self.prefetcher.take(context["session_id"])
+            if fetched is not None:
+                yield from fetched
+                return
         try:
             yield from super().get_records(context)
         except SessionGoneError as exc:
@@ -139,7 +204,7 @@ class SmsMessagesStream(ZoomStream):
             }
 
 
-class AttachmentsStream(SchemaOnce):
+class AttachmentsStream(BaseStream):
     """One record per file attached to a message, taken from the message itself."""
 
     name = "attachments"
