@@ -15,48 +15,13 @@ from __future__ import annotations
 import argparse
 import collections
 import json
-import subprocess
 import sys
-import threading
-import time
 import typing as t
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.runner import Run, run_tap, truth
 from tap_zoom_sms.emulator import DatasetSpec, Emulator
-
-TAP = str(Path(sys.executable).with_name("tap-zoom-sms"))
-KEYS = {
-    "sms_sessions": ("session_id",),
-    "sms_messages": ("message_id",),
-    "attachments": ("message_id", "id"),
-    "contact_center_sms": ("engagement_id",),
-}
-
-
-@dataclass
-class Run:
-    """What one tap process wrote and how it ended."""
-
-    returncode: int
-    messages: list[dict[str, t.Any]]
-    stderr: str
-
-    def kept(self) -> tuple[dict[str, set[tuple]], dict | None]:
-        """Records up to the last STATE (what a target commits), and that STATE."""
-        records: dict[str, set[tuple]] = collections.defaultdict(set)
-        pending: dict[str, set[tuple]] = collections.defaultdict(set)
-        state = None
-        for message in self.messages:
-            if message["type"] == "RECORD":
-                stream = message["stream"]
-                pending[stream].add(tuple(message["record"][k] for k in KEYS[stream]))
-            elif message["type"] == "STATE":
-                state = message["value"]
-                for stream, keys in pending.items():
-                    records[stream] |= keys
-                pending.clear()
-        return records, state
 
 
 @dataclass
@@ -79,46 +44,6 @@ class Outcome:
     def restarts(self) -> int:
         """Windows read again after Zoom refused their page token."""
         return sum(run.stderr.count("again from its first page") for run in self.runs)
-
-
-def run_tap(emulator: Emulator, workdir: Path, config: dict, state: dict | None, kill_after: int | None = None) -> Run:
-    """Run the installed tap; with ``kill_after``, SIGKILL it once the emulator has served that many requests."""
-    (workdir / "config.json").write_text(json.dumps(config))
-    args = [TAP, "--config", str(workdir / "config.json")]
-    if state is not None:
-        (workdir / "state.json").write_text(json.dumps(state))
-        args += ["--state", str(workdir / "state.json")]
-    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # noqa: S603
-    lines: list[str] = []
-    errors: list[str] = []
-    readers = [
-        threading.Thread(target=lambda: lines.extend(process.stdout), daemon=True),  # type: ignore[arg-type]
-        threading.Thread(target=lambda: errors.extend(process.stderr), daemon=True),  # type: ignore[arg-type]
-    ]
-    for reader in readers:
-        reader.start()
-    if kill_after is not None:
-        while process.poll() is None and emulator.stats.snapshot()["total_requests"] < kill_after:
-            time.sleep(0.005)
-        process.kill()
-    process.wait(timeout=1800)
-    for reader in readers:
-        reader.join(timeout=10)
-    messages = []
-    for line in lines:
-        try:
-            messages.append(json.loads(line))
-        except ValueError:  # the line the kill cut short
-            break
-    return Run(process.returncode, messages, "".join(errors))
-
-
-def truth(emulator: Emulator) -> dict[str, set[tuple]]:
-    """The emulator's records, by stream and key."""
-    out: dict[str, set[tuple]] = collections.defaultdict(set)
-    for stream, record in emulator.account.truth():
-        out[stream].add(tuple(record[k] for k in KEYS[stream]))
-    return out
 
 
 def finish(outcome: Outcome, emulator: Emulator, got: dict[str, set[tuple]]) -> Outcome:
@@ -168,7 +93,7 @@ def scenario(name: str, sessions: int, workdir: Path) -> Outcome:
             emulator.stats.reset()
             stops = [int(total["total_requests"] * 0.3), int(total["total_requests"] * 0.6), None]
             for stop in stops:  # killed, resumed and killed again, resumed to the end
-                run = run_tap(emulator, workdir, config, state, kill_after=stop)
+                run = run_tap(emulator, workdir, config, state, kill_after_requests=stop)
                 outcome.runs.append(run)
                 records, reached = run.kept()
                 for stream, keys in records.items():

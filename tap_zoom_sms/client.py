@@ -12,7 +12,9 @@ from pathlib import Path
 import requests
 from singer_sdk import RESTStream, SchemaDirectory, Stream, StreamSchema
 from singer_sdk.exceptions import RetriableAPIError
+from singer_sdk.helpers._util import utc_now
 from singer_sdk.helpers.conform import TypeConformanceLevel
+from singer_sdk.singerlib import RecordMessage
 
 from tap_zoom_sms import retries
 from tap_zoom_sms.errors import AuthError, DailyLimitError, PageTokenExpiredError, ZoomAPIError
@@ -71,6 +73,31 @@ class BaseStream(Stream):
         if not self._schema_written:
             super()._write_schema_message()
             self._schema_written = True
+
+    @cached_property
+    def _every_field_selected(self) -> bool:
+        return all(self.mask.values())
+
+    def _generate_record_messages(self, record: dict) -> t.Iterator[RecordMessage]:
+        """Build the RECORD messages, without the per-record walks that would change nothing.
+
+        The SDK walks every record to drop deselected fields and to conform types. When
+        every field is selected (the usual catalog) and conformance is off (see above),
+        both leave the record as it is; otherwise the SDK's own path runs.
+        """
+        if not self._every_field_selected or self.TYPE_CONFORMANCE_LEVEL != TypeConformanceLevel.NONE:
+            yield from super()._generate_record_messages(record)
+            return
+        extracted = utc_now()
+        for stream_map in self.stream_maps:
+            mapped = stream_map.transform(record)
+            if mapped is not None:
+                yield RecordMessage(
+                    stream=stream_map.stream_alias,
+                    record=mapped,
+                    version=self._stream_version,
+                    time_extracted=extracted,
+                )
 
 
 class ZoomStream(BaseStream, RESTStream[WindowPage]):

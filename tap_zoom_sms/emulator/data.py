@@ -64,6 +64,10 @@ class DatasetSpec:
     #: the end of the generated data (default: when the emulator starts)
     anchor: dt.datetime | None = None
     users: int = 12
+    #: share of sessions with a burst of 120-260 messages (several pages in one month)
+    busy_share: float = 0.1
+    #: share of sessions whose few messages lie months apart
+    long_share: float = 0.2
 
 
 @dataclass
@@ -116,11 +120,11 @@ class Account:
         rng = self._rng("times", session.index)
         span = (self.anchor - self.start).total_seconds() - 60
         shape = rng.random()
-        if shape < 0.1:  # busy: several pages within one month
+        if shape < self.spec.busy_share:  # busy: several pages within one month
             base = self.start + dt.timedelta(seconds=rng.uniform(0, span - 86400 * 3))
             seconds = sorted(rng.uniform(0, 86400 * 3) for _ in range(rng.randint(120, 260)))
             times = [base + dt.timedelta(seconds=s) for s in seconds]
-        elif shape < 0.3:  # long-lived: a few messages months apart
+        elif shape < self.spec.busy_share + self.spec.long_share:  # long-lived: a few messages months apart
             times = sorted(self.start + dt.timedelta(seconds=rng.uniform(0, span)) for _ in range(rng.randint(3, 12)))
         else:  # an ordinary conversation over a few hours or days
             base = self.start + dt.timedelta(seconds=rng.uniform(0, span - 86400 * 5))

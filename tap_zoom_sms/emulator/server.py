@@ -77,11 +77,25 @@ class Stats:
             self.faults: collections.Counter[str] = collections.Counter()
             self.rate_limited: collections.Counter[str] = collections.Counter()
             self.tokens_issued = 0
+            self.label_times: dict[str, tuple[float, float, int]] = {}
 
     def count_token(self) -> None:
         """Count an issued access token."""
         with self._lock:
             self.tokens_issued += 1
+
+    def mark(self, label: str) -> None:
+        """Note the time of a request of rate-limit ``label`` (for request rates)."""
+        now = time.monotonic()
+        with self._lock:
+            first, _, count = self.label_times.get(label, (now, now, 0))
+            self.label_times[label] = (first, now, count + 1)
+
+    def rate(self, label: str) -> float:
+        """Return the requests per second of ``label``, from its first request to its last."""
+        with self._lock:
+            first, last, count = self.label_times.get(label, (0.0, 0.0, 0))
+        return (count - 1) / (last - first) if count > 1 and last > first else 0.0
 
     def count(self, counter: str, key: str) -> None:
         """Add one to ``counter[key]``."""
@@ -547,6 +561,7 @@ def _handler_for(emulator: Emulator) -> type[BaseHTTPRequestHandler]:
         def _api(self, name: str, label: str, handler: str, query: dict, groups: dict[str, str]) -> None:
             url_path = urlsplit(self.path).path
             emulator.stats.count("endpoints", name)
+            emulator.stats.mark(label)
             if emulator.config.latency_ms:
                 time.sleep(emulator.config.latency_ms / 1000)
             try:

@@ -1,0 +1,195 @@
+"""The performance benchmark: the installed tap against the emulator, all figures from one run.
+
+1. Rate-limit utilization: Medium requests/s over the configured limit, at 0, 50, 150 and
+   500 ms of emulator latency and limits of 10 and 20/s (the emulator enforces the same
+   limit), with the default 8 concurrent requests and forced sequential; 429s counted.
+2. Requests per 1,000 messages for a 13-month backfill, beside the minimum the API allows
+   for that data set (pages per month-long window, from the ground truth).
+3. CPU throughput (records per CPU-second of the tap process), zero latency and no limit,
+   beside the stock SDK path (json writer flushed per message, recursive conformance).
+4. Peak RSS of the tap at 10x and 100x the data.
+
+Run: .venv/bin/python -m bench.perf [--quick]   (prints Markdown tables)
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import math
+import tempfile
+import typing as t
+from pathlib import Path
+
+import pendulum
+
+from bench.runner import run_tap, truth
+from tap_zoom_sms.emulator import DatasetSpec, Emulator
+
+STOCK_PATH = (
+    "from singer_sdk.helpers.conform import TypeConformanceLevel\n"
+    "from singer_sdk.io_base import SingerWriter\n"
+    "from tap_zoom_sms.client import BaseStream\n"
+    "from tap_zoom_sms.tap import TapZoomSms\n"
+    "TapZoomSms.message_writer_class = SingerWriter\n"
+    "BaseStream.TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.RECURSIVE\n"
+)
+
+
+def phone_only_catalog(emulator: Emulator, workdir: Path) -> dict:
+    """A catalog with contact_center_sms deselected: utilization is about the Medium label."""
+    run = run_tap(emulator, workdir, emulator.tap_config(), prelude="import sys; sys.argv.append('--discover')")
+    catalog = json.loads("".join(json.dumps(m) for m in run.messages)) if run.messages else None
+    assert catalog, run.stderr[-2000:]  # noqa: S101
+    for stream in catalog["streams"]:
+        for entry in stream["metadata"]:
+            if entry["breadcrumb"] == []:
+                entry["metadata"]["selected"] = stream["tap_stream_id"] != "contact_center_sms"
+    return catalog
+
+
+def utilization(workdir: Path, quick: bool) -> list[str]:
+    """Table 1."""
+    rows = [
+        "| latency | limit/s | concurrent: req/s | utilization | 429s | sequential: req/s | utilization | 429s |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    seconds = 6 if quick else 10
+    with Emulator(DatasetSpec(seed=3, sessions=400, engagements=1)) as emulator:
+        catalog = phone_only_catalog(emulator, workdir)
+        for latency in (0, 50, 150, 500):
+            for limit in (10, 20):
+                cells = []
+                for workers in (8, 1):
+                    emulator.stats.reset()
+                    emulator.config.latency_ms = latency
+                    emulator.config.medium_qps = limit
+                    config = emulator.tap_config(
+                        medium_requests_per_second=limit,
+                        heavy_requests_per_second=limit,
+                        max_concurrent_requests=workers,
+                    )
+                    run_tap(emulator, workdir, config, catalog=catalog, kill_after_seconds=seconds)
+                    stats = emulator.stats.snapshot()
+                    rate = emulator.stats.rate("Medium")
+                    limited = stats["statuses"].get("429", 0)
+                    share = limited / max(1, stats["total_requests"])
+                    cells += [f"{rate:.1f}", f"{rate / limit:.2f}", f"{limited} ({share:.1%})"]
+                rows.append(f"| {latency} ms | {limit} | " + " | ".join(cells) + " |")
+    return rows
+
+
+def minimum_requests(emulator: Emulator, start: dt.datetime, end: dt.datetime) -> int:
+    """Fewest requests that read the data set: pages per month-long window, sessions and messages."""
+    account = emulator.account
+
+    def windows(lo: dt.datetime, hi: dt.datetime) -> list[tuple[str, str]]:
+        out = []
+        while True:
+            upper = min(pendulum.instance(lo).add(months=1), hi)
+            out.append((lo.strftime("%Y-%m-%dT%H:%M:%SZ"), upper.strftime("%Y-%m-%dT%H:%M:%SZ")))
+            if upper >= hi:
+                return out
+            lo = upper
+
+    total = 0
+    sessions = [account.session_record(sid) for sid in account.sessions_between(start, end, "all")]
+    for lo, hi in windows(start, end):  # the session list
+        listed = sum(lo <= s["last_access_time"] <= hi for s in sessions)
+        total += max(1, math.ceil(listed / 100))
+    for session in sessions:  # each session's messages, from the run's start to its last message
+        times = [m["date_time"] for m in account.messages(session["session_id"])]
+        last = dt.datetime.fromisoformat(session["last_access_time"].replace("Z", "+00:00"))
+        for lo, hi in windows(start, last):
+            total += max(1, math.ceil(sum(lo <= x <= hi for x in times) / 100))
+    engagements = [e["start_time"] for e in account.engagements()]
+    for lo, hi in windows(start, end):
+        total += max(1, math.ceil(sum(lo <= x <= hi for x in engagements) / 100))
+    return total
+
+
+def request_economy(workdir: Path, quick: bool) -> list[str]:
+    """Table 2."""
+    with Emulator(DatasetSpec(seed=9, sessions=100 if quick else 300, engagements=100, months=13)) as emulator:
+        config = emulator.tap_config(medium_requests_per_second=0, heavy_requests_per_second=0)
+        run = run_tap(emulator, workdir, config)
+        assert run.returncode == 0, run.stderr[-2000:]  # noqa: S101
+        made = emulator.stats.snapshot()["total_requests"]
+        start = dt.datetime.fromisoformat(config["start_date"].replace("Z", "+00:00"))
+        end = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+        least = minimum_requests(emulator, start, end)
+        messages = len(truth(emulator)["sms_messages"])
+    return [
+        "| messages | requests made | minimum the API allows | per 1,000 messages: made | minimum | over the minimum |",
+        "|---|---|---|---|---|---|",
+        f"| {messages} | {made} | {least} | {1000 * made / messages:.0f} | {1000 * least / messages:.0f} "
+        f"| {made / least - 1:+.1%} |",
+    ]
+
+
+def cpu_throughput(workdir: Path, quick: bool) -> list[str]:
+    """Table 3: records per CPU-second of the tap, its start-up (imports, discovery) taken out."""
+    rows = [
+        "| output path | records | tap CPU seconds (best of 3) | less start-up | records per CPU-second |",
+        "|---|---|---|---|---|",
+    ]
+    paths = (
+        ("tap-zoom-sms (msgspec, flush at STATE, no conformance)", None),
+        ("stock SDK path (json writer, flush per message, recursive conformance)", STOCK_PATH),
+    )
+    # busy sessions within a month: pages of 100 messages, so the per-record path is what is timed
+    spec = DatasetSpec(seed=4, sessions=40 if quick else 150, engagements=50, months=1, busy_share=1.0)
+    rates = []
+    with Emulator(spec) as emulator:
+        config = emulator.tap_config(medium_requests_per_second=0, heavy_requests_per_second=0)
+        start_up = min(
+            run_tap(emulator, workdir, config, prelude="import sys; sys.argv.append('--discover')").cpu_seconds
+            for _ in range(3)
+        )
+        for name, prelude in paths:
+            runs = [run_tap(emulator, workdir, config, prelude=prelude) for _ in range(3)]
+            best = min(runs, key=lambda r: r.cpu_seconds)
+            assert best.returncode == 0, best.stderr[-2000:]  # noqa: S101
+            work = best.cpu_seconds - start_up
+            rates.append(best.record_count / work)
+            rows.append(f"| {name} | {best.record_count} | {best.cpu_seconds:.2f} | {work:.2f} | {rates[-1]:,.0f} |")
+    rows.append(f"| ratio | | | | {rates[0] / rates[1]:.2f}x |")
+    rows.append(f"\nStart-up (imports and discovery, taken out above): {start_up:.2f} CPU seconds.")
+    return rows
+
+
+def memory(workdir: Path, quick: bool) -> list[str]:
+    """Table 4."""
+    rows = ["| data | sessions | records | peak RSS of the tap |", "|---|---|---|---|"]
+    base = 10 if quick else 20
+    for factor in (1, 10, 100):
+        with Emulator(DatasetSpec(seed=6, sessions=base * factor, engagements=10)) as emulator:
+            config = emulator.tap_config(medium_requests_per_second=0, heavy_requests_per_second=0)
+            run = run_tap(emulator, workdir, config)
+            assert run.returncode == 0, run.stderr[-2000:]  # noqa: S101
+            rows.append(f"| {factor}x | {base * factor} | {run.record_count} | {run.max_rss_mb:.0f} MB |")
+    return rows
+
+
+def main(argv: t.Sequence[str] | None = None) -> None:
+    """Run the four measurements and print their tables."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="smaller data sets and shorter runs")
+    parser.add_argument("--only", choices=("utilization", "requests", "cpu", "memory"), action="append")
+    args = parser.parse_args(argv)
+    parts = {
+        "utilization": ("1. Rate-limit utilization (Medium)", utilization),
+        "requests": ("2. Requests for a 13-month backfill", request_economy),
+        "cpu": ("3. CPU throughput, zero latency, no limit", cpu_throughput),
+        "memory": ("4. Peak RSS", memory),
+    }
+    with tempfile.TemporaryDirectory() as workdir:
+        for key in args.only or list(parts):
+            title, measure = parts[key]
+            print(f"\n{title}\n")  # noqa: T201
+            print("\n".join(measure(Path(workdir), args.quick)), flush=True)  # noqa: T201
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,130 @@
+"""Running the installed tap as a user would, against the emulator, with what it cost."""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import typing as t
+from dataclasses import dataclass
+from pathlib import Path
+
+if t.TYPE_CHECKING:
+    from tap_zoom_sms.emulator import Emulator
+
+TAP = str(Path(sys.executable).with_name("tap-zoom-sms"))
+KEYS = {
+    "sms_sessions": ("session_id",),
+    "sms_messages": ("message_id",),
+    "attachments": ("message_id", "id"),
+    "contact_center_sms": ("engagement_id",),
+}
+
+
+@dataclass
+class Run:
+    """What one tap process wrote, how it ended, and its resource use."""
+
+    returncode: int
+    messages: list[dict[str, t.Any]]
+    stderr: str
+    seconds: float
+    cpu_seconds: float
+    max_rss_mb: float
+
+    def kept(self) -> tuple[dict[str, set[tuple]], dict | None]:
+        """Records up to the last STATE (what a target commits), and that STATE."""
+        records: dict[str, set[tuple]] = collections.defaultdict(set)
+        pending: dict[str, set[tuple]] = collections.defaultdict(set)
+        state = None
+        for message in self.messages:
+            if message["type"] == "RECORD":
+                stream = message["stream"]
+                pending[stream].add(tuple(message["record"][k] for k in KEYS[stream]))
+            elif message["type"] == "STATE":
+                state = message["value"]
+                for stream, keys in pending.items():
+                    records[stream] |= keys
+                pending.clear()
+        return records, state
+
+    @property
+    def record_count(self) -> int:
+        """RECORD messages written."""
+        return sum(1 for m in self.messages if m["type"] == "RECORD")
+
+
+def run_tap(
+    emulator: Emulator,
+    workdir: Path,
+    config: dict,
+    state: dict | None = None,
+    *,
+    kill_after_requests: int | None = None,
+    kill_after_seconds: float | None = None,
+    catalog: dict | None = None,
+    prelude: str | None = None,
+) -> Run:
+    """Run the tap in its own process; SIGKILL it after so many requests or seconds if asked.
+
+    ``prelude`` runs Python before the tap's entry point in that process (to time the
+    stock SDK path); without it the installed console script runs.
+    """
+    (workdir / "config.json").write_text(json.dumps(config))
+    command = (
+        [TAP] if prelude is None else [sys.executable, "-c", f"{prelude}\nfrom tap_zoom_sms.tap import main; main()"]
+    )
+    args = [*command, "--config", str(workdir / "config.json")]
+    for name, value in (("state", state), ("catalog", catalog)):
+        if value is not None:
+            (workdir / f"{name}.json").write_text(json.dumps(value))
+            args += [f"--{name}", str(workdir / f"{name}.json")]
+    started = time.monotonic()
+    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # noqa: S603
+    out: list[bytes] = []
+    err: list[bytes] = []
+    readers = [
+        threading.Thread(target=lambda: out.extend(iter(lambda: process.stdout.read(1 << 16), b"")), daemon=True),  # type: ignore[union-attr]
+        threading.Thread(target=lambda: err.extend(iter(lambda: process.stderr.read(1 << 16), b"")), daemon=True),  # type: ignore[union-attr]
+    ]
+    for reader in readers:
+        reader.start()
+    if kill_after_requests is not None or kill_after_seconds is not None:
+        while process.poll() is None:
+            if kill_after_requests is not None and emulator.stats.snapshot()["total_requests"] >= kill_after_requests:
+                break
+            if kill_after_seconds is not None and time.monotonic() - started >= kill_after_seconds:
+                break
+            time.sleep(0.005)
+        process.kill()
+    _, status, usage = os.wait4(process.pid, 0)
+    seconds = time.monotonic() - started
+    process.returncode = os.waitstatus_to_exitcode(status)
+    for reader in readers:
+        reader.join(timeout=30)
+    messages = []
+    for line in b"".join(out).decode().splitlines():
+        try:
+            messages.append(json.loads(line))
+        except ValueError:  # the line a kill cut short
+            break
+    return Run(
+        returncode=process.returncode,
+        messages=messages,
+        stderr=b"".join(err).decode(errors="replace"),
+        seconds=seconds,
+        cpu_seconds=usage.ru_utime + usage.ru_stime,
+        max_rss_mb=usage.ru_maxrss / 1024,
+    )
+
+
+def truth(emulator: Emulator) -> dict[str, set[tuple]]:
+    """The emulator's records, by stream and key."""
+    out: dict[str, set[tuple]] = collections.defaultdict(set)
+    for stream, record in emulator.account.truth():
+        out[stream].add(tuple(record[k] for k in KEYS[stream]))
+    return out
