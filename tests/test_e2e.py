@@ -4,54 +4,35 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
-import json
-import subprocess
-import sys
 import typing as t
 from pathlib import Path
 
 import pytest
 
+from bench.runner import KEYS, run_tap
 from tap_zoom_sms.emulator import DatasetSpec, Emulator
 from tests.emulator_client import EmulatorClient
 
-TAP = str(Path(sys.executable).with_name("tap-zoom-sms"))
-KEYS = {
-    "sms_sessions": ("session_id",),
-    "sms_messages": ("message_id",),
-    "attachments": ("message_id", "id"),
-    "contact_center_sms": ("engagement_id",),
-}
 
-
-def keyed(stream: str, record: dict[str, t.Any]) -> tuple[t.Any, ...]:
-    return tuple(record[k] for k in KEYS[stream])
-
-
-def run_installed_tap(tmp_path: Path, config: dict, state: dict | None = None) -> tuple[dict, dict | None, str]:
+def run_installed_tap(
+    emulator: Emulator, tmp_path: Path, config: dict, state: dict | None = None
+) -> tuple[dict[str, dict[tuple, dict]], dict | None, str]:
     """Run the console script; return records by stream and key, the last STATE, and stderr."""
-    (tmp_path / "config.json").write_text(json.dumps(config))
-    args = [TAP, "--config", str(tmp_path / "config.json")]
-    if state is not None:
-        (tmp_path / "state.json").write_text(json.dumps(state))
-        args += ["--state", str(tmp_path / "state.json")]
-    result = subprocess.run(args, capture_output=True, text=True, check=False, timeout=600)  # noqa: S603
-    assert result.returncode == 0, result.stderr[-3000:]
+    run = run_tap(emulator, tmp_path, config, state)
+    assert run.returncode == 0, run.stderr[-3000:]
     records: dict[str, dict[tuple, dict]] = collections.defaultdict(dict)
-    last_state = None
-    for line in result.stdout.splitlines():
-        message = json.loads(line)
+    for message in run.messages:
         if message["type"] == "RECORD":
-            records[message["stream"]][keyed(message["stream"], message["record"])] = message["record"]
-        elif message["type"] == "STATE":
-            last_state = message["value"]
-    return records, last_state, result.stderr
+            stream = message["stream"]
+            records[stream][tuple(message["record"][k] for k in KEYS[stream])] = message["record"]
+    _, last_state = run.kept()
+    return records, last_state, run.stderr
 
 
-def truth(emulator: Emulator) -> dict[str, dict[tuple, dict]]:
+def truth_records(emulator: Emulator) -> dict[str, dict[tuple, dict]]:
     out: dict[str, dict[tuple, dict]] = collections.defaultdict(dict)
     for stream, record in emulator.account.truth():
-        out[stream][keyed(stream, record)] = record
+        out[stream][tuple(record[k] for k in KEYS[stream])] = record
     return out
 
 
@@ -63,8 +44,8 @@ def emulator() -> t.Iterator[Emulator]:
 
 def test_installed_tap_extracts_the_ground_truth_then_only_what_is_new(tmp_path: Path, emulator: Emulator) -> None:
     config = emulator.tap_config(medium_requests_per_second=0, heavy_requests_per_second=0, page_size=50)
-    expected = truth(emulator)
-    first, state, stderr = run_installed_tap(tmp_path, config)
+    expected = truth_records(emulator)
+    first, state, stderr = run_installed_tap(emulator, tmp_path, config)
     first_requests = emulator.stats.snapshot()["total_requests"]
 
     for stream in KEYS:
@@ -90,12 +71,12 @@ def test_installed_tap_extracts_the_ground_truth_then_only_what_is_new(tmp_path:
     assert completed > 0
     emulator.stats.reset()
 
-    second, _, _ = run_installed_tap(tmp_path, config, state)
+    second, _, _ = run_installed_tap(emulator, tmp_path, config, state)
     second_requests = emulator.stats.snapshot()["total_requests"]
 
     assert set(second["sms_messages"]) == {(same_second["message_id"],), (brand_new["message_id"],)}
     assert set(second["sms_sessions"]) == {(old_session,), (brand_new["session_id"],)}
-    late = set(truth(emulator)["contact_center_sms"]) - set(expected["contact_center_sms"])
+    late = set(truth_records(emulator)["contact_center_sms"]) - set(expected["contact_center_sms"])
     assert len(late) == completed
     assert late <= set(second["contact_center_sms"])
     lookback_start = dt.datetime.fromisoformat(

@@ -117,22 +117,6 @@ def test_a_fault_that_persists_ends_the_run_with_zoom_details(zoom: FakeZoom, no
     assert run.last_state is not None  # the contact center bookmark, for the next run
 
 
-def test_a_window_restarted_after_an_expired_token_emits_nothing_twice(zoom: FakeZoom) -> None:
-    zoom.add_session("busy")
-    for minute in range(23):
-        zoom.add_message("busy", f"2024-06-10T10:{minute:02d}:00Z")
-    zoom.fail_next(
-        r"/sessions/busy$",
-        400,
-        {"code": 300, "message": "The next page token is invalid or expired."},
-        when=lambda request: "next_page_token" in request.qs,
-    )
-    run = run_tap(base_config(page_size=5))
-
-    emitted = [r["message_id"] for r in run.records["sms_messages"]]
-    assert len(emitted) == len(set(emitted)) == 23
-
-
 def test_timeouts_and_dropped_connections_are_retried(zoom: FakeZoom) -> None:
     account(zoom)
     zoom.fail_next(r"/sessions$", 0, requests.exceptions.ConnectTimeout("simulated"))

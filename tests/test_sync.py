@@ -259,6 +259,8 @@ def test_a_rejected_page_token_restarts_its_window(zoom: FakeZoom) -> None:
     june = [qs for qs in busy_first_pages if qs["from"][0].startswith("2024-06")]
     assert len(june) == 2  # June was read again from its first page
     assert extracted(run) == truth(zoom)
+    emitted = [r["message_id"] for r in run.records["sms_messages"]]
+    assert len(emitted) == len(set(emitted))  # what the first reading gave is not emitted twice
 
 
 def test_a_session_deleted_after_listing_is_skipped(zoom: FakeZoom) -> None:
