@@ -91,6 +91,8 @@ def run_tap(
         threading.Thread(target=lambda: out.extend(iter(lambda: process.stdout.read(1 << 16), b"")), daemon=True),  # type: ignore[union-attr]
         threading.Thread(target=lambda: err.extend(iter(lambda: process.stderr.read(1 << 16), b"")), daemon=True),  # type: ignore[union-attr]
     ]
+    peak_kb = [0]
+    readers.append(threading.Thread(target=_watch_peak_rss, args=(process, peak_kb), daemon=True))
     for reader in readers:
         reader.start()
     if kill_after_requests is not None or kill_after_seconds is not None:
@@ -118,8 +120,25 @@ def run_tap(
         stderr=b"".join(err).decode(errors="replace"),
         seconds=seconds,
         cpu_seconds=usage.ru_utime + usage.ru_stime,
-        max_rss_mb=usage.ru_maxrss / 1024,
+        max_rss_mb=peak_kb[0] / 1024,
     )
+
+
+def _watch_peak_rss(process: subprocess.Popen, peak_kb: list[int]) -> None:
+    """Follow the process's own high-water mark (VmHWM) until it exits.
+
+    ``ru_maxrss`` would also count the pages the child shared with this process
+    between fork and exec, that is the benchmark and its emulator.
+    """
+    path = Path(f"/proc/{process.pid}/status")
+    while process.returncode is None:
+        try:
+            for line in path.read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    peak_kb[0] = max(peak_kb[0], int(line.split()[1]))
+        except (OSError, ValueError):
+            return
+        time.sleep(0.01)
 
 
 def truth(emulator: Emulator) -> dict[str, set[tuple]]:
