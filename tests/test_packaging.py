@@ -99,3 +99,21 @@ def test_meltano_yml_declares_the_settings_of_about() -> None:
             assert settings[name]["value"] == prop["default"], name
     assert settings["client_secret"]["sensitive"] is True
     assert extractor["settings_group_validation"] == [sorted(about["settings"]["required"], key=list(own).index)]
+
+
+def test_hub_definition_and_readme_settings_match_about() -> None:
+    result = subprocess.run(  # noqa: S603
+        [sys.executable, str(ROOT / "scripts" / "gen_metadata.py"), "--check"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    hub = yaml.safe_load((ROOT / "hub" / "tap-zoom-sms.yml").read_text())
+    for key in ("name", "namespace", "variant", "label", "description", "capabilities", "settings", "keywords"):
+        assert hub[key], key
+    meltano = yaml.safe_load((ROOT / "meltano.yml").read_text())["plugins"]["extractors"][0]
+    assert {s["name"]: bool(s.get("sensitive")) for s in hub["settings"]} == {
+        s["name"]: bool(s.get("sensitive")) for s in meltano["settings"]
+    }
+    assert hub["settings_group_validation"] == meltano["settings_group_validation"]
