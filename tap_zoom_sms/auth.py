@@ -54,6 +54,10 @@ class ZoomS2SAuthenticator(OAuthAuthenticator):
         )
         self._account_id = account_id
         self._token_lock = threading.RLock()
+        # One layer of retries, ours (see _request_token): the SDK's session also retries
+        # https POSTs ten times inside each attempt, so a token endpoint that cannot be
+        # reached took minutes to report.
+        self._session = requests.Session()
 
     def authenticate_request(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
         """Add the bearer token, renewing it first if needed (one renewal at a time across threads)."""
