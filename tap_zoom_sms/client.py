@@ -66,6 +66,7 @@ class BaseStream(Stream):
       each SCHEMA message and dropped rows when it came thousands of times.
     """
 
+    schema = StreamSchema(SCHEMAS)
     TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
     _schema_written = False
 
@@ -110,7 +111,6 @@ class ZoomStream(BaseStream, RESTStream[WindowPage]):
     is safe to resume from.
     """
 
-    schema = StreamSchema(SCHEMAS)
     #: Zoom's rate-limit label of the endpoint: "Medium" or "Heavy".
     rate_limit_label: t.ClassVar[str] = "Medium"
     #: The key of the records' array in a page.

@@ -16,9 +16,7 @@ import typing as t
 from dataclasses import dataclass
 from http import HTTPStatus
 
-from singer_sdk import StreamSchema
-
-from tap_zoom_sms.client import SCHEMAS, BaseStream, ZoomStream
+from tap_zoom_sms.client import BaseStream, ZoomStream
 from tap_zoom_sms.errors import SessionGoneError, ZoomAPIError
 from tap_zoom_sms.prefetch import Prefetcher
 from tap_zoom_sms.responses import SESSION_GONE_CODES, describe_error, error_fields
@@ -211,7 +209,6 @@ class AttachmentsStream(BaseStream):
     """One record per file attached to a message, taken from the message itself."""
 
     name = "attachments"
-    schema = StreamSchema(SCHEMAS)
     primary_keys = ("message_id", "id")
     replication_key = "date_time"
     parent_stream_type = SmsMessagesStream
