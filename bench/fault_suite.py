@@ -1,8 +1,9 @@
 """The reliability suite: the installed tap against a hostile emulator, counting what was lost.
 
-Scenarios (each against the emulator's ground truth):
+Scenarios (each against the emulator's ground truth, attachment files included: every file
+must be stored with the right content):
   faults      10% of API requests fail (5xx with HTML, dropped connections, truncated JSON),
-              access tokens live 5 seconds and page tokens 2 seconds
+              10% of file downloads answer 500, access tokens live 5 seconds and page tokens 2 seconds
   qps-429     the tap unpaced against per-second limits: sustained 429s with Retry-After
   daily-cap   Zoom's daily Heavy cap is reached mid-run; a second run after the reset resumes
   sigkill     the tap is killed (SIGKILL) after 30% and again after 60% of its requests, then resumed
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import hashlib
 import json
 import sys
 import typing as t
@@ -22,6 +24,7 @@ from pathlib import Path
 
 from bench.runner import Run, run_tap, truth
 from tap_zoom_sms.emulator import DatasetSpec, Emulator
+from tap_zoom_sms.emulator.data import file_bytes
 
 
 @dataclass
@@ -33,6 +36,8 @@ class Outcome:
     stats: dict[str, t.Any] = field(default_factory=dict)
     lost: int = 0
     expected: int = 0
+    files_expected: int = 0
+    files_lost: int = 0
     secrets_found: list[str] = field(default_factory=list)
 
     @property
@@ -46,11 +51,18 @@ class Outcome:
         return sum(run.stderr.count("again from its first page") for run in self.runs)
 
 
-def finish(outcome: Outcome, emulator: Emulator, got: dict[str, set[tuple]]) -> Outcome:
-    """Count what is lost and scan every output for secrets."""
+def finish(outcome: Outcome, emulator: Emulator, got: dict[str, set[tuple]], files: Path) -> Outcome:
+    """Count what is lost (records, and files missing or wrong under ``files``) and scan every output for secrets."""
     expected = truth(emulator)
     outcome.expected = sum(len(v) for v in expected.values())
     outcome.lost = sum(len(expected[s] - got.get(s, set())) for s in expected)
+    for stream, record in emulator.account.truth():
+        if stream == "attachments":
+            outcome.files_expected += 1
+            path = files / record["session_id"] / record["message_id"] / f"{record['id']}-{record['name']}"
+            want = hashlib.sha256(file_bytes(record["id"], record["size"])).digest()
+            if not path.is_file() or hashlib.sha256(path.read_bytes()).digest() != want:
+                outcome.files_lost += 1
     outcome.stats = emulator.stats.snapshot()
     secrets = [emulator.config.client_secret, "Authorization", "Bearer ", *emulator.issued_tokens()]
     for run in outcome.runs:
@@ -64,13 +76,15 @@ def scenario(name: str, sessions: int, workdir: Path) -> Outcome:
     spec = DatasetSpec(seed=17, sessions=sessions, engagements=max(20, sessions // 3))
     outcome = Outcome(name)
     base = {"medium_requests_per_second": 0, "heavy_requests_per_second": 0, "page_size": 20}
+    files = workdir / f"files-{name}"
     with Emulator(spec) as emulator:
-        config = emulator.tap_config(**base)
+        config = emulator.tap_config(**base, attachments_download_path=str(files))
         got: dict[str, set[tuple]] = collections.defaultdict(set)
         state = None
         if name == "faults":
             emulator.config.fault_rate = 0.1
             emulator.config.fault_kinds = ["http_500", "drop", "truncated"]
+            emulator.config.file_fault_rate = 0.1
             emulator.config.token_ttl = 5
             emulator.config.page_token_ttl = 2
             plan = [None]
@@ -99,7 +113,7 @@ def scenario(name: str, sessions: int, workdir: Path) -> Outcome:
                 for stream, keys in records.items():
                     got[stream] |= keys
                 state = reached or state
-            return finish(outcome, emulator, got)
+            return finish(outcome, emulator, got, files)
 
         for step in plan:
             if step == "reset":
@@ -110,15 +124,15 @@ def scenario(name: str, sessions: int, workdir: Path) -> Outcome:
             records, state = run.kept()
             for stream, keys in records.items():
                 got[stream] |= keys
-        return finish(outcome, emulator, got)
+        return finish(outcome, emulator, got, files)
 
 
 def table(outcomes: list[Outcome]) -> str:
     """Format the figures as a Markdown table."""
     rows = [
         "| scenario | tap runs (exit codes) | requests | faults injected | retries | 429s | windows restarted "
-        "| records expected | records lost | secrets in output |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| records expected | records lost | files expected | files lost | secrets in output |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for o in outcomes:
         faults = ", ".join(f"{k} {v}" for k, v in sorted(o.stats.get("faults", {}).items())) or "0"
@@ -126,7 +140,8 @@ def table(outcomes: list[Outcome]) -> str:
         codes = ", ".join(str(r.returncode) for r in o.runs)
         rows.append(
             f"| {o.name} | {len(o.runs)} ({codes}) | {o.stats.get('total_requests', 0)} | {faults} | {o.retries} "
-            f"| {limited} | {o.restarts} | {o.expected} | {o.lost} | {len(o.secrets_found)} |"
+            f"| {limited} | {o.restarts} | {o.expected} | {o.lost} | {o.files_expected} | {o.files_lost} "
+            f"| {len(o.secrets_found)} |"
         )
     return "\n".join(rows)
 
@@ -143,7 +158,7 @@ def main(argv: t.Sequence[str] | None = None) -> None:
     with tempfile.TemporaryDirectory() as workdir:
         outcomes = [scenario(name, args.sessions, Path(workdir)) for name in names]
     print(table(outcomes))  # noqa: T201
-    if any(o.lost or o.secrets_found for o in outcomes):
+    if any(o.lost or o.files_lost or o.secrets_found for o in outcomes):
         sys.exit(1)
 
 

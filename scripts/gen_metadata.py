@@ -18,6 +18,8 @@ from pathlib import Path
 
 import yaml
 
+from tap_zoom_sms.tap import CREDENTIALS
+
 ROOT = Path(__file__).resolve().parent.parent
 HUB_FILE = ROOT / "hub" / "tap-zoom-sms.yml"
 README = ROOT / "README.md"
@@ -57,6 +59,8 @@ def kind(prop: dict[str, t.Any]) -> str:
         return "integer"
     if "boolean" in types:
         return "boolean"
+    if "array" in types:
+        return "array"
     return "string"
 
 
@@ -87,9 +91,14 @@ def hub_definition(info: dict[str, t.Any]) -> dict[str, t.Any]:
         "executable": "tap-zoom-sms",
         "maintenance_status": "active",
         "capabilities": HUB_CAPABILITIES,
-        "settings_group_validation": [info["settings"]["required"]],
+        "settings_group_validation": settings_groups(info["settings"]["required"]),
         "settings": settings,
     }
+
+
+def settings_groups(required: list[str]) -> list[list[str]]:
+    """Return the sets of settings that suffice: Server-to-Server credentials, or an access token."""
+    return [sorted({*required, *CREDENTIALS}), sorted({*required, "access_token"})]
 
 
 def settings_table(markdown: str) -> str:

@@ -11,7 +11,7 @@ from http import HTTPStatus
 
 import backoff
 import requests
-from singer_sdk.authenticators import OAuthAuthenticator
+from singer_sdk.authenticators import BearerTokenAuthenticator, OAuthAuthenticator
 
 from tap_zoom_sms.errors import AuthError
 
@@ -128,6 +128,30 @@ class ZoomS2SAuthenticator(OAuthAuthenticator):
                 msg += ": check account_id"
         else:
             msg = f"Zoom's token endpoint answered HTTP {status_code or 'error'}"
+        raise AuthError(msg)
+
+
+class StaticTokenAuthenticator(BearerTokenAuthenticator):
+    """Sends an access token obtained elsewhere (the ``access_token`` setting), as it is.
+
+    For user-level OAuth apps, whose tokens the tap cannot ask for. It cannot
+    renew the token either: when Zoom refuses it, the run ends with a line that
+    says so instead of retrying.
+    """
+
+    def __init__(self, token: str) -> None:
+        """Send ``token`` with every request."""
+        super().__init__(token=token)
+
+    def update_access_token(self) -> None:
+        """Do nothing: the token comes from the settings."""
+
+    def invalidate(self) -> t.NoReturn:
+        """Fail: Zoom refused the token, and the tap has no way to get another."""
+        msg = (
+            "Zoom refused the access_token setting (expired or revoked?): a token obtained elsewhere "
+            "cannot be renewed by the tap; supply a fresh one, or use account_id, client_id and client_secret"
+        )
         raise AuthError(msg)
 
 

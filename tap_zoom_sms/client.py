@@ -35,7 +35,7 @@ if t.TYPE_CHECKING:
 
     from singer_sdk.helpers.types import Context
 
-    from tap_zoom_sms.auth import ZoomS2SAuthenticator
+    from tap_zoom_sms.auth import StaticTokenAuthenticator, ZoomS2SAuthenticator
     from tap_zoom_sms.tap import TapZoomSms
 
 #: Restarts of one window after Zoom rejects its page token, before giving up.
@@ -127,7 +127,7 @@ class ZoomStream(BaseStream, RESTStream[WindowPage]):
         return str(self.config["api_url"]).rstrip("/")
 
     @property
-    def authenticator(self) -> ZoomS2SAuthenticator:
+    def authenticator(self) -> ZoomS2SAuthenticator | StaticTokenAuthenticator:
         """Return the tap's one authenticator, so every stream shares one token."""
         return self._tap.zoom_auth
 
@@ -264,7 +264,10 @@ class ZoomStream(BaseStream, RESTStream[WindowPage]):
                 "(check the app's scopes and that it is activated)"
             )
             raise AuthError(msg)
-        self.authenticator.invalidate()
+        try:
+            self.authenticator.invalidate()
+        except AuthError as exc:
+            raise AuthError(f"{exc} ({describe_error(response)})") from None
         raise RetriableAPIError(describe_error(response), response)
 
     def _increment_stream_state(self, latest_record: dict, *, context: Context | None = None) -> None:
@@ -276,9 +279,9 @@ class ZoomStream(BaseStream, RESTStream[WindowPage]):
         end of the run (losing all progress of an interrupted run).
         """
 
-    def commit_bookmark(self, value: dt.datetime, **extra: str) -> None:
-        """Record that everything up to ``value`` has been emitted, and emit STATE."""
-        state = self.stream_state
+    def commit_bookmark(self, value: dt.datetime, context: Context | None = None, **extra: str) -> None:
+        """Record that everything up to ``value`` (in ``context``'s partition) has been emitted, and emit STATE."""
+        state = self.get_context_state(context)
         state["replication_key"] = self.replication_key
         state["replication_key_value"] = format_zoom_time(value)
         state.update(extra)

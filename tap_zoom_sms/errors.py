@@ -55,3 +55,11 @@ class DailyLimitError(ZoomTapError):
             f"Zoom's daily limit for {label} requests was reached{reset}. "
             "The STATE emitted lets the next run resume where this one stopped"
         )
+
+
+class StorageError(ZoomTapError):
+    """Attachment files cannot be written where ``attachments_download_path`` says.
+
+    Fatal: every later file would fail the same way. The STATE emitted is at the
+    last completed window, so the next run downloads what this one could not.
+    """

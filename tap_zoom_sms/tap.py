@@ -6,23 +6,29 @@ import datetime as dt
 import sys
 import typing as t
 from functools import cached_property
+from urllib.parse import urlsplit
 
 import requests
 from singer_sdk import Tap
 from singer_sdk import typing as th
 from singer_sdk.exceptions import ConfigValidationError, FatalAPIError, RetriableAPIError
 
-from tap_zoom_sms.auth import ZoomS2SAuthenticator
+from tap_zoom_sms.auth import StaticTokenAuthenticator, ZoomS2SAuthenticator
+from tap_zoom_sms.downloads import Downloader, FileStore
 from tap_zoom_sms.errors import DailyLimitError, SettingsError, ZoomTapError
 from tap_zoom_sms.output import SingerOutput
-from tap_zoom_sms.ratelimit import RateLimiter
+from tap_zoom_sms.ratelimit import RateLimitedSession, RateLimiter
 from tap_zoom_sms.streams import STREAM_TYPES
 from tap_zoom_sms.windows import parse_time, utc_now
 
 if t.TYPE_CHECKING:
     from singer_sdk import Stream
 
+    from tap_zoom_sms.streams.phone import AttachmentsStream
+
 SESSION_TYPES = ("all", "user", "call_queue", "auto_receptionist")
+#: The Server-to-Server OAuth settings, all needed unless access_token is set.
+CREDENTIALS = ("account_id", "client_id", "client_secret")
 MAX_PAGE_SIZE = 100
 
 
@@ -36,24 +42,36 @@ class TapZoomSms(Tap):
         th.Property(
             "account_id",
             th.StringType,
-            required=True,
             title="Account ID",
-            description="Account ID of the Zoom Server-to-Server OAuth app.",
+            description="Account ID of the Zoom Server-to-Server OAuth app (required unless access_token is set).",
         ),
         th.Property(
             "client_id",
             th.StringType,
-            required=True,
             title="Client ID",
-            description="Client ID of the Server-to-Server OAuth app.",
+            description="Client ID of the Server-to-Server OAuth app (required unless access_token is set).",
         ),
         th.Property(
             "client_secret",
             th.StringType,
-            required=True,
             secret=True,
             title="Client Secret",
-            description="Client secret of the Server-to-Server OAuth app.",
+            description="Client secret of the Server-to-Server OAuth app (required unless access_token is set).",
+        ),
+        th.Property(
+            "access_token",
+            th.StringType,
+            secret=True,
+            title="Access Token",
+            description="An access token obtained elsewhere (e.g. a user-level OAuth app's), used instead of "
+            "the Server-to-Server credentials. The tap cannot renew it: a run ends when Zoom refuses it.",
+        ),
+        th.Property(
+            "user_ids",
+            th.ArrayType(th.StringType),
+            title="User IDs",
+            description="Read the SMS sessions of these users (IDs or emails; me: the token's own user) "
+            "instead of the account's list, for apps without admin scopes.",
         ),
         th.Property(
             "start_date",
@@ -128,6 +146,14 @@ class TapZoomSms(Tap):
             "The rate limits above still hold.",
         ),
         th.Property(
+            "attachments_download_path",
+            th.StringType,
+            title="Attachments Download Path",
+            description="Where to store attachment files, as a local folder or any fsspec URL such as "
+            "s3://bucket/prefix (its filesystem's package installed). Files go to "
+            "{session_id}/{message_id}/{attachment_id}-{name}; unset: files are not downloaded.",
+        ),
+        th.Property(
             "request_timeout",
             th.IntegerType,
             default=60,
@@ -141,8 +167,10 @@ class TapZoomSms(Tap):
         return [stream_type(tap=self) for stream_type in STREAM_TYPES]
 
     @cached_property
-    def zoom_auth(self) -> ZoomS2SAuthenticator:
+    def zoom_auth(self) -> ZoomS2SAuthenticator | StaticTokenAuthenticator:
         """Return the one authenticator of this tap (and so one token for all streams)."""
+        if self.config.get("access_token"):
+            return StaticTokenAuthenticator(self.config["access_token"])
         return ZoomS2SAuthenticator(
             account_id=self.config["account_id"],
             client_id=self.config["client_id"],
@@ -157,6 +185,26 @@ class TapZoomSms(Tap):
             "Medium": RateLimiter(self.config["medium_requests_per_second"]),
             "Heavy": RateLimiter(self.config["heavy_requests_per_second"]),
         }
+
+    @cached_property
+    def downloader(self) -> Downloader | None:
+        """Return the downloader of attachment files, or None if files are not asked for.
+
+        Files are downloaded when ``attachments_download_path`` is set and the
+        attachments stream is selected; downloads share the Medium limiter.
+        """
+        path = self.config.get("attachments_download_path")
+        attachments = self.streams.get("attachments")
+        if not path or attachments is None or not attachments.selected:
+            return None
+        return Downloader(
+            FileStore(path),
+            lambda: RateLimitedSession(self.rate_limiters["Medium"]),
+            authenticate=self.zoom_auth.authenticate_request,
+            timeout=float(self.config["request_timeout"]),
+            logger=self.logger,
+            api_host=urlsplit(self.config["api_url"]).hostname or "",
+        )
 
     @cached_property
     def start_date(self) -> dt.datetime:
@@ -180,10 +228,14 @@ class TapZoomSms(Tap):
         with that one difference.
         """
         self.zoom_auth.update_access_token()
+        if self.downloader is not None:
+            self.downloader.store.check()
         self._reset_state_progress_markers()
         self._set_compatible_replication_methods()
         if self.state:
             self._state_writer.write_state(self.state)
+        if self.downloader is not None:
+            t.cast("AttachmentsStream", self.streams["attachments"]).retry_failed_downloads()
         capped: list[DailyLimitError] = []
         for stream in self.streams.values():
             if stream.parent_stream_type or not (stream.selected or stream.has_selected_descendents):
@@ -213,9 +265,9 @@ class TapZoomSms(Tap):
         except ConfigValidationError as exc:  # pragma: no cover (raise_errors=False)
             errors = list(exc.errors)
         errors += self._setting_errors()
-        secret = self.config.get("client_secret")
-        if secret:
-            errors = [error.replace(str(secret), "***") for error in errors]
+        for key in ("client_secret", "access_token"):
+            if secret := self.config.get(key):
+                errors = [error.replace(str(secret), "***") for error in errors]
         if errors and raise_errors:
             raise SettingsError("invalid settings: " + "; ".join(errors))
         return errors
@@ -223,6 +275,15 @@ class TapZoomSms(Tap):
     def _setting_errors(self) -> list[str]:
         """Return the problems a JSON schema cannot express."""
         errors = []
+        if not self.config.get("access_token"):
+            errors += [
+                f"'{key}' is a required property (or set access_token)"
+                for key in CREDENTIALS
+                if not self.config.get(key)
+            ]
+        user_ids = self.config.get("user_ids")
+        if user_ids is not None and (not user_ids or not all(isinstance(u, str) and u.strip() for u in user_ids)):
+            errors.append("user_ids must be a non-empty list of user IDs or emails (or me)")
         dates = {}
         for key in ("start_date", "end_date"):
             value = self.config.get(key)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import typing as t
 
 import pytest
@@ -26,11 +27,12 @@ def _account() -> FakeZoom:
 @pytest.fixture(autouse=True, scope="module")
 def fake_zoom() -> t.Iterator[FakeZoom]:
     with requests_mock.Mocker(case_sensitive=True) as mocker:
+        mocker.get(re.compile(r"https://file\.zoom\.test/.*"), content=b"file content")
         yield _account().install(mocker)
 
 
 TestTapZoomSms = get_tap_test_class(
     tap_class=TapZoomSms,
-    config=base_config(),
+    config=base_config(attachments_download_path="memory://sdk-suite"),  # every field of every schema filled
     suite_config=SuiteConfig(max_records_limit=50),
 )

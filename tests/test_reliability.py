@@ -17,13 +17,15 @@ def test_scenario_loses_nothing_and_leaks_nothing(name: str, tmp_path: Path) -> 
 
     assert outcome.expected > 500
     assert outcome.lost == 0
+    assert outcome.files_expected > 50
+    assert outcome.files_lost == 0
     assert outcome.secrets_found == []
     for run in outcome.runs:
         assert "Traceback" not in run.stderr
     codes = [run.returncode for run in outcome.runs]
     if name == "faults":
         assert codes == [0]
-        assert set(outcome.stats["faults"]) == {"http_500", "drop", "truncated"}
+        assert set(outcome.stats["faults"]) == {"http_500", "drop", "truncated", "file_500"}
         assert outcome.retries >= sum(outcome.stats["faults"].values())
         assert outcome.stats["tokens_issued"] > 1  # 5-second tokens were renewed during the run
     elif name == "qps-429":

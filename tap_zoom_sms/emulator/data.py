@@ -36,6 +36,12 @@ def _id(*parts: object, length: int = 32) -> str:
     return hashlib.sha256(":".join(map(str, parts)).encode()).hexdigest()[:length]
 
 
+def file_bytes(attachment_id: str, size: int) -> bytes:
+    """Return the content of an attachment file: ``size`` bytes that depend only on its id."""
+    block = hashlib.sha256(attachment_id.encode()).digest() * 64  # 2 KiB
+    return (block * (size // len(block) + 1))[:size]
+
+
 def fmt(value: dt.datetime) -> str:
     """Format as Zoom does: ``yyyy-MM-ddTHH:mm:ssZ``."""
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -181,7 +187,7 @@ class Account:
                 {
                     "id": _id(message_id, "f", j, length=22),
                     "name": f"file-{j}.{rng.choice(('jpg', 'png', 'mp4', 'pdf'))}",
-                    "size": rng.randint(1_000, 5_000_000),
+                    "size": rng.randint(1_000, 300_000),
                     "type": rng.choice(FILE_TYPES),
                     "download_url": f"/file/download/{_id(message_id, 'f', j, length=22)}",
                 }

@@ -22,7 +22,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pendulum
 
-from tap_zoom_sms.emulator.data import Account, DatasetSpec, fmt
+from tap_zoom_sms.emulator.data import Account, DatasetSpec, file_bytes, fmt
 
 UTC = dt.timezone.utc
 PHONE_LIMITS = {"page_size": 30, "max": 100}
@@ -59,6 +59,11 @@ class EmulatorConfig:
     fault_kinds: list[str] = field(default_factory=lambda: ["http_500", "drop", "truncated"])
     fault_seed: int = 1
     latency_ms: float = 0.0
+    #: lifetime of the download URLs in message lists (GET one message always gives an hour);
+    #: 0 or less hands out URLs that have already expired
+    list_download_url_ttl: int = 3600
+    #: share of file downloads answered 500 (seeded like the API faults)
+    file_fault_rate: float = 0.0
 
 
 class Stats:
@@ -128,6 +133,10 @@ class _ZoomError(Exception):
     def __init__(self, status: int, body: dict[str, t.Any], headers: dict[str, str] | None = None) -> None:
         super().__init__(body)
         self.status, self.body, self.headers = status, body, headers or {}
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
 
 
 def _zoom_error(status: int, code: int, message: str) -> _ZoomError:
@@ -233,6 +242,36 @@ class Emulator:
             if contact_center:
                 raise _ZoomError(401, {"status": False, "errorCode": 401})
             raise _zoom_error(401, 124, "Invalid access token.")
+
+    # --- attachment files ---------------------------------------------------
+    def file_jwt(self, attachment: dict[str, t.Any], expiry: int) -> str:
+        """Sign a download JWT for one attachment: its id, size and expiry."""
+        header = _b64url(b'{"alg":"HS256","typ":"JWT"}')
+        claims = _b64url(json.dumps({"aid": attachment["id"], "size": attachment["size"], "exp": expiry}).encode())
+        signature = _b64url(hmac.new(self._secret, f"{header}.{claims}".encode(), hashlib.sha256).digest())
+        return f"{header}.{claims}.{signature}"
+
+    def serve_file(self, attachment_id: str, query: dict[str, list[str]]) -> bytes:
+        """Return a file's bytes for a valid, unexpired JWT naming it; else Zoom's 401."""
+        refused = _zoom_error(401, 124, "Invalid access token.")
+        try:
+            header, claims, signature = query["jwt"][0].split(".")
+            good = _b64url(hmac.new(self._secret, f"{header}.{claims}".encode(), hashlib.sha256).digest())
+            body = json.loads(base64.urlsafe_b64decode(claims + "=" * (-len(claims) % 4)))
+        except (KeyError, ValueError, binascii.Error):
+            raise refused from None
+        if not hmac.compare_digest(signature, good) or body.get("aid") != attachment_id:
+            raise refused
+        if body["exp"] < time.time():
+            self.stats.count("statuses", "file_expired")
+            raise refused
+        with self._lock:
+            fault = self.config.file_fault_rate and self._faults.random() < self.config.file_fault_rate
+        if fault:
+            self.stats.count("faults", "file_500")
+            raise _zoom_error(500, 500, "Internal error")
+        self.stats.count("endpoints", "file_download")
+        return file_bytes(attachment_id, int(body["size"]))
 
     # --- rate limits --------------------------------------------------------
     def check_rate(self, label: str) -> None:
@@ -411,15 +450,15 @@ class _Api:
         page, token, size = self.em.page(path, query, found, PHONE_LIMITS)
         return {"next_page_token": token, "page_size": size, "sms_histories": [self._fresh(m) for m in page]}
 
-    def _fresh(self, message: dict[str, t.Any]) -> dict[str, t.Any]:
-        """Give attachments download URLs with a JWT-like signature that expires in an hour."""
+    def _fresh(self, message: dict[str, t.Any], ttl: int | None = None) -> dict[str, t.Any]:
+        """Give attachments download URLs with a signed JWT that expires (see EmulatorConfig)."""
         if not message["attachments"]:
             return message
-        expiry = int(time.time()) + 3600
+        expiry = int(time.time()) + (self.em.config.list_download_url_ttl if ttl is None else ttl)
         return {
             **message,
             "attachments": [
-                {**a, "download_url": f"{self.em.url}{a['download_url']}?jwt=e30.{expiry}.sig"}
+                {**a, "download_url": f"{self.em.url}{a['download_url']}?jwt={self.em.file_jwt(a, expiry)}"}
                 for a in message["attachments"]
             ],
         }
@@ -428,7 +467,7 @@ class _Api:
         self._session(sid)
         for message in self.account.messages(sid):
             if message["message_id"] == mid:
-                return self._fresh(message)
+                return self._fresh(message, ttl=3600)
         raise _zoom_error(404, 7012, "Error retrieving SMS.")
 
     def _session_sync(self, path: str, query: dict[str, list[str]], sid: str) -> dict[str, t.Any]:  # noqa: ARG002
@@ -550,7 +589,7 @@ def _handler_for(emulator: Emulator) -> type[BaseHTTPRequestHandler]:
                 self._admin_get(url.path)
                 return
             if url.path.startswith("/file/download/"):
-                self._send(200, hashlib.sha256(url.path.encode()).digest() * 64, content_type="image/jpeg")
+                self._file(url.path.removeprefix("/file/download/"), query)
                 return
             for name, pattern, label, handler in ROUTES:
                 if match := pattern.match(url.path):
@@ -586,6 +625,16 @@ def _handler_for(emulator: Emulator) -> type[BaseHTTPRequestHandler]:
                 self._send(200, body)
             except _ZoomError as exc:
                 self._send(exc.status, exc.body, exc.headers)
+
+        def _file(self, attachment_id: str, query: dict[str, list[str]]) -> None:
+            emulator.stats.mark("Medium")
+            try:
+                emulator.check_rate("Medium")
+                data = emulator.serve_file(attachment_id, query)
+            except _ZoomError as exc:
+                self._send(exc.status, exc.body, exc.headers)
+                return
+            self._send(200, data, content_type="application/octet-stream")
 
         def _admin_get(self, path: str) -> None:
             if path == "/_admin/stats":

@@ -14,12 +14,13 @@ from __future__ import annotations
 import collections
 import typing as t
 from dataclasses import dataclass
+from functools import partial
 from http import HTTPStatus
 
 from tap_zoom_sms.client import BaseStream, ZoomStream
 from tap_zoom_sms.errors import SessionGoneError, ZoomAPIError
 from tap_zoom_sms.prefetch import Prefetcher
-from tap_zoom_sms.responses import SESSION_GONE_CODES, describe_error, error_fields
+from tap_zoom_sms.responses import SESSION_GONE_CODES, describe_error, error_fields, zoom_json
 from tap_zoom_sms.windows import format_zoom_time, month_windows, parse_time
 
 if t.TYPE_CHECKING:
@@ -28,7 +29,11 @@ if t.TYPE_CHECKING:
     import requests
     from singer_sdk.helpers.types import Context
 
+    from tap_zoom_sms.downloads import Download
     from tap_zoom_sms.windows import Window
+
+#: Where a message fetched with attachment files carries their downloads until it is written.
+DOWNLOADS_KEY = "_tap_zoom_sms_downloads"
 
 
 @dataclass(frozen=True)
@@ -40,10 +45,14 @@ class _WindowEnd:
 
 
 class SmsSessionsStream(ZoomStream):
-    """GET /phone/sms/sessions: every session of the account, by last message time."""
+    """GET /phone/sms/sessions: every session of the account, by last message time.
+
+    With ``user_ids`` set (user-level apps, which cannot read the account's list),
+    GET /phone/users/{user_id}/sms/sessions for each user instead: one state
+    partition per user, so each user's list has its own bookmark.
+    """
 
     name = "sms_sessions"
-    path = "/phone/sms/sessions"
     primary_keys = ("session_id",)
     replication_key = "last_access_time"
     records_key = "sms_sessions"
@@ -51,6 +60,18 @@ class SmsSessionsStream(ZoomStream):
     messages_since: dt.datetime
     #: sessions read ahead of the SDK, and the ends of their windows (see get_records)
     _ahead: collections.deque[dict[str, t.Any] | _WindowEnd] | None = None
+    #: the partition (user) being read, whose bookmark the windows commit
+    _context: Context | None = None
+
+    @property
+    def path(self) -> str:  # type: ignore[override]
+        """Return the account's list, or a user's when ``user_ids`` is set."""
+        return "/phone/users/{user_id}/sms/sessions" if self.config.get("user_ids") else "/phone/sms/sessions"
+
+    @property
+    def partitions(self) -> list[dict[str, str]] | None:
+        """Return one partition per user of ``user_ids`` (``me``: the token's own user), or None."""
+        return [{"user_id": user_id} for user_id in self.config.get("user_ids") or ()] or None
 
     def windows(self, context: Context | None) -> t.Iterator[Window]:
         """Read from the bookmark (or start_date) to end_date (or now).
@@ -59,7 +80,7 @@ class SmsSessionsStream(ZoomStream):
         an interrupted run left in the state, else the bookmark.
         """
         start = parse_time(self.get_starting_timestamp(context) or self._tap.start_date)
-        pending = self.stream_state.get("messages_since")
+        pending = self.get_context_state(context).get("messages_since")
         self.messages_since = start
         if pending:
             self.messages_since = max(self._tap.start_date, min(parse_time(pending), start))
@@ -71,6 +92,7 @@ class SmsSessionsStream(ZoomStream):
         Bookmarks commit in order: a window's bookmark moves only after every session
         read ahead of it has been written, messages and all.
         """
+        self._context = context
         messages = next((s for s in self.child_streams if isinstance(s, SmsMessagesStream)), None)
         workers = int(self.config["max_concurrent_requests"])
         if messages is None or workers <= 1 or not (messages.selected or messages.has_selected_descendents):
@@ -136,7 +158,7 @@ class SmsSessionsStream(ZoomStream):
         end_date = self._tap.end_date
         reached_present = last and (end_date is None or window.end < end_date)
         since = window.end if reached_present else self.messages_since
-        self.commit_bookmark(window.end, messages_since=format_zoom_time(since))
+        self.commit_bookmark(window.end, self._context, messages_since=format_zoom_time(since))
 
 
 class SmsMessagesStream(ZoomStream):
@@ -174,9 +196,32 @@ class SmsMessagesStream(ZoomStream):
                 yield from fetched
                 return
         try:
-            yield from super().get_records(context)
+            for message in super().get_records(context):
+                yield self._with_downloads(message, context["session_id"])
         except SessionGoneError as exc:
             self.logger.warning("Skipping a session that no longer exists: %s", exc)
+
+    def _with_downloads(self, message: dict[str, t.Any], session_id: str) -> dict[str, t.Any]:
+        """Download the message's files, if asked to, where the message is fetched (a worker thread, often)."""
+        downloader = self._tap.downloader
+        if downloader is None or not message.get("attachments"):
+            return message
+        refresh = partial(self.fetch_message, session_id, message["message_id"])
+        message[DOWNLOADS_KEY] = [
+            downloader.download(session_id, message["message_id"], attachment, refresh)
+            for attachment in message["attachments"]
+        ]
+        return message
+
+    def fetch_message(self, session_id: str, message_id: str) -> dict[str, t.Any] | None:
+        """GET one message (with fresh download URLs); None if it, or its session, no longer exists."""
+        url = f"{self.url_base}/phone/sms/sessions/{session_id}/messages/{message_id}"
+        request = self.build_prepared_request(method="GET", url=url, headers=self.http_headers)
+        try:
+            response = self.request_decorator(self._request)(request, None)
+        except SessionGoneError:
+            return None
+        return zoom_json(response)
 
     def client_error(self, response: requests.Response) -> ZoomAPIError:
         """Recognise a session that retention deleted between the list and its details."""
@@ -189,7 +234,11 @@ class SmsMessagesStream(ZoomStream):
         """Add the session's id, which Zoom leaves out of its messages."""
         assert context is not None  # noqa: S101
         row["session_id"] = context["session_id"]
+        self._downloads = row.pop(DOWNLOADS_KEY, None)
         return row
+
+    #: the downloads of the message being written (see post_process and generate_child_contexts)
+    _downloads: list[Download] | None = None
 
     def generate_child_contexts(self, record: dict, context: Context | None) -> t.Iterable[dict]:  # noqa: ARG002
         """Write the message's attachments here, and ask the SDK for no child sync.
@@ -201,12 +250,17 @@ class SmsMessagesStream(ZoomStream):
         if record.get("attachments") and self.stream_maps[0].get_filter_result(record):
             for child in self.child_streams:
                 if isinstance(child, AttachmentsStream) and child.selected:
-                    child.write_from_message(record)
+                    child.write_from_message(record, self._downloads)
         return ()
 
 
 class AttachmentsStream(BaseStream):
-    """One record per file attached to a message, taken from the message itself."""
+    """One record per file attached to a message, taken from the message itself.
+
+    With ``attachments_download_path`` set, each record also says where its file
+    was stored (or why it was not); files that failed are listed in this stream's
+    state (``failed_downloads``) and tried again at the start of the next run.
+    """
 
     name = "attachments"
     primary_keys = ("message_id", "id")
@@ -218,19 +272,73 @@ class AttachmentsStream(BaseStream):
         """Yield the attachments of the message in ``context`` with its keys and time (no request)."""
         assert context is not None  # noqa: S101
         message = context["message"]
-        for attachment in message["attachments"]:
-            yield {
+        downloads = context.get("downloads") or [None] * len(message["attachments"])
+        for attachment, download in zip(message["attachments"], downloads, strict=True):
+            record = {
                 **attachment,
                 "message_id": message["message_id"],
                 "session_id": message["session_id"],
                 "date_time": message.get("date_time"),
             }
+            if download is not None:
+                record.update(download.fields())
+                self._track(record, failed=download.download_error is not None)
+            yield record
 
-    def write_from_message(self, message: dict[str, t.Any]) -> None:
+    def write_from_message(self, message: dict[str, t.Any], downloads: list[Download] | None = None) -> None:
         """Write the RECORD messages of a message's attachments (see SmsMessagesStream)."""
         self._write_schema_message()
-        for record in self.get_records({"message": message}):
+        for record in self.get_records({"message": message, "downloads": downloads}):
             self._write_record_message(record)
+
+    def retry_failed_downloads(self) -> None:
+        """Download again the files earlier runs could not, and write their records anew.
+
+        Each is looked up through its message, for a fresh download URL. One whose
+        message no longer exists at Zoom is dropped from the list, with a warning.
+        """
+        downloader = self._tap.downloader
+        pending = list(self.stream_state.get("failed_downloads") or ())
+        if downloader is None or not pending:
+            return
+        self.logger.info("Retrying %d attachment file(s) that earlier runs could not download", len(pending))
+        fetcher = SmsMessagesStream(tap=self._tap)
+        for item in pending:
+            session_id, message_id = item["session_id"], item["message_id"]
+            message = fetcher.fetch_message(session_id, message_id)
+            attachment = next(
+                (a for a in (message or {}).get("attachments") or () if a.get("id") == item["attachment_id"]), None
+            )
+            if message is None or attachment is None:
+                self.logger.warning(
+                    "Attachment %s of message %s is no longer at Zoom; not retrying it",
+                    item["attachment_id"],
+                    message_id,
+                )
+                self._forget(message_id, item["attachment_id"])
+                continue
+            refresh = partial(fetcher.fetch_message, session_id, message_id)
+            download = downloader.download(session_id, message_id, attachment, refresh)
+            one = {**message, "session_id": session_id, "attachments": [attachment]}
+            self.write_from_message(one, [download])
+        self._write_state_message()
+
+    def _track(self, record: dict[str, t.Any], *, failed: bool) -> None:
+        """List a failed file in the state, or take a stored one off the list."""
+        if not failed:
+            self._forget(record["message_id"], record["id"])
+            return
+        pending = self.stream_state.setdefault("failed_downloads", [])
+        key = {"session_id": record["session_id"], "message_id": record["message_id"], "attachment_id": record["id"]}
+        if key not in pending:
+            pending.append(key)
+
+    def _forget(self, message_id: str, attachment_id: str) -> None:
+        pending = self.stream_state.get("failed_downloads")
+        if pending:
+            pending[:] = [p for p in pending if (p["message_id"], p["attachment_id"]) != (message_id, attachment_id)]
+            if not pending:
+                del self.stream_state["failed_downloads"]
 
     def _increment_stream_state(self, latest_record: dict, *, context: Context | None = None) -> None:
         """Keep no bookmark: attachments come with their messages, see SmsSessionsStream."""

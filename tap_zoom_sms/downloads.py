@@ -1,0 +1,264 @@
+"""Attachment files: downloaded during the sync into a local folder or any fsspec URL.
+
+Each file goes to ``{session_id}/{message_id}/{attachment_id}-{name}`` under
+``attachments_download_path``, and its attachment record says where it went, its
+SHA-256 and its size. Zoom's ``download_url`` embeds a JWT that lives a short while:
+an expired one (by its ``exp`` claim, or by a 401/403 answer) is replaced by asking
+Zoom for the message again. Downloads use the Medium limiter and the same retry
+rules as every API request. A file that still fails is reported in its record
+(``download_error``) and kept in the STATE, so the next run tries it again.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import re
+import threading
+import time
+import typing as t
+import uuid
+from dataclasses import dataclass
+from http import HTTPStatus
+from urllib.parse import parse_qs, urlsplit
+
+import fsspec
+import requests
+from fsspec.implementations.local import LocalFileSystem
+from singer_sdk.exceptions import RetriableAPIError
+
+from tap_zoom_sms import retries
+from tap_zoom_sms.errors import StorageError, ZoomAPIError
+from tap_zoom_sms.responses import describe_error
+from tap_zoom_sms.retries import TRANSIENT, Retrying
+
+if t.TYPE_CHECKING:
+    import logging
+
+    from tap_zoom_sms.ratelimit import RateLimitedSession
+
+#: Treat a download URL as expired this many seconds before its JWT says.
+EXPIRY_MARGIN = 60
+#: Bytes read from the network and written to storage at a time.
+CHUNK = 1 << 16
+#: Hosts that may see the access token along with a download (Zoom's own).
+ZOOM_DOMAINS = ("zoom.us", "zoomgov.com")
+
+#: Refetches one message from Zoom (with fresh download URLs), or None if it is gone.
+Refresh = t.Callable[[], "dict[str, t.Any] | None"]
+
+
+@dataclass(frozen=True)
+class Download:
+    """What became of one attachment's file: where it is stored, or why it is not."""
+
+    stored_path: str | None = None
+    sha256: str | None = None
+    downloaded_size: int | None = None
+    download_error: str | None = None
+
+    def fields(self) -> dict[str, t.Any]:
+        """Return the fields added to the attachment record."""
+        return {
+            "stored_path": self.stored_path,
+            "sha256": self.sha256,
+            "downloaded_size": self.downloaded_size,
+            "download_error": self.download_error,
+        }
+
+
+class _FileFailedError(Exception):
+    """This one file could not be fetched (the run goes on; the file is retried next run)."""
+
+
+class FileStore:
+    """A folder, local or remote (any fsspec URL), that attachment files are written into."""
+
+    def __init__(self, url: str) -> None:
+        """Open ``url`` (``/data/zoom``, ``file:///...``, ``s3://bucket/prefix``, ...)."""
+        try:
+            self.fs, self.root = fsspec.core.url_to_fs(url)
+        except (ImportError, ValueError) as exc:
+            msg = f"attachments_download_path {url!r} cannot be opened: {exc}"
+            raise StorageError(msg) from None
+        self.root = self.root.rstrip("/")
+        self._local = isinstance(self.fs, LocalFileSystem)
+
+    def check(self) -> None:
+        """Create the folder (if the filesystem has folders), so a bad path fails before any data is read."""
+        try:
+            self.fs.makedirs(self.root, exist_ok=True)
+        except OSError as exc:
+            msg = f"cannot create attachments_download_path {self.root!r}: {exc}"
+            raise StorageError(msg) from None
+
+    def path_for(self, session_id: str, message_id: str, attachment: dict[str, t.Any]) -> str:
+        """Return ``{root}/{session_id}/{message_id}/{attachment_id}-{name}``, each part made safe."""
+        name = f"{_safe(attachment['id'])}-{_safe(attachment.get('name') or 'file')}"
+        return f"{self.root}/{_safe(session_id)}/{_safe(message_id)}/{name}"
+
+    def location(self, path: str) -> str:
+        """Return how records name a stored file: a local path, or a URL with its protocol."""
+        return path if self._local else self.fs.unstrip_protocol(path)
+
+    def write(self, path: str, chunks: t.Iterable[bytes]) -> tuple[str, int]:
+        """Write ``chunks`` to ``path``; return their SHA-256 and size.
+
+        Local files are written beside their final name and renamed into place, so a
+        file that is there is complete; object stores publish an object only once
+        its upload is complete anyway.
+        """
+        digest, size = hashlib.sha256(), 0
+        target = f"{path}.{uuid.uuid4().hex}.part" if self._local else path
+        try:
+            self.fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+            with self.fs.open(target, "wb") as out:
+                for chunk in chunks:
+                    digest.update(chunk)
+                    size += len(chunk)
+                    out.write(chunk)
+            if self._local:
+                self.fs.mv(target, path)
+        except OSError as exc:
+            msg = f"cannot write attachment file {self.location(path)}: {exc}"
+            raise StorageError(msg) from None
+        finally:
+            if self._local and self.fs.exists(target):
+                self.fs.rm(target)
+        return digest.hexdigest(), size
+
+
+class Downloader:
+    """Downloads attachment files into a :class:`FileStore` (thread-safe)."""
+
+    def __init__(
+        self,
+        store: FileStore,
+        make_session: t.Callable[[], RateLimitedSession],
+        *,
+        authenticate: t.Callable[[requests.PreparedRequest], requests.PreparedRequest],
+        timeout: float,
+        logger: logging.Logger,
+        api_host: str,
+    ) -> None:
+        """Send through sessions ``make_session`` returns, one per thread (their limiter paces downloads).
+
+        ``authenticate`` adds the bearer token, sent only to Zoom's hosts and to
+        ``api_host`` (the configured API's host).
+        """
+        self.store = store
+        self._make_session = make_session
+        self._local = threading.local()
+        self._authenticate = authenticate
+        self._timeout = timeout
+        self._logger = logger
+        self._trusted = (api_host, *ZOOM_DOMAINS)
+
+    def download(self, session_id: str, message_id: str, attachment: dict[str, t.Any], refresh: Refresh) -> Download:
+        """Store one attachment's file, refreshing its URL once if it has expired.
+
+        Failures of this file (Zoom refuses it, it is gone, faults outlast the
+        retries) are returned, not raised: the run goes on. Storage failures and
+        the daily cap are raised: they would fail every file after this one too.
+        """
+        path = self.store.path_for(session_id, message_id, attachment)
+        url = attachment.get("download_url")
+        refreshed = False
+        try:
+            if not url or url_expired(url):
+                url, refreshed = self._fresh_url(attachment["id"], refresh), True
+            while True:
+                try:
+                    sha256, size = self._fetch(url, path)
+                except _ExpiredURLError:
+                    if refreshed:
+                        raise _FileFailedError("Zoom refused a freshly issued download URL") from None
+                    url, refreshed = self._fresh_url(attachment["id"], refresh), True
+                    continue
+                return Download(stored_path=self.store.location(path), sha256=sha256, downloaded_size=size)
+        except _FileFailedError as exc:
+            error = f"attachment {attachment['id']} of message {message_id}: {exc}"
+            self._logger.warning("Could not download %s; it will be retried on the next run", error)
+            return Download(download_error=str(exc))
+
+    def _fresh_url(self, attachment_id: str, refresh: Refresh) -> str:
+        """Ask Zoom for the message again, for a download URL with a new JWT."""
+        try:
+            message = refresh()
+        except ZoomAPIError as exc:
+            raise _FileFailedError(f"could not refresh its download URL: {exc}") from None
+        if message is None:
+            raise _FileFailedError("its message no longer exists")
+        for attachment in message.get("attachments") or ():
+            if attachment.get("id") == attachment_id and attachment.get("download_url"):
+                return str(attachment["download_url"])
+        raise _FileFailedError("its message no longer lists it")
+
+    def _fetch(self, url: str, path: str) -> tuple[str, int]:
+        """GET ``url`` into ``path``, retrying what can be retried; raise _ExpiredURLError on 401/403."""
+        retrying = Retrying(self._logger, "GET attachment file", "Medium")
+        while True:
+            try:
+                with self._get(url) as response:
+                    return self.store.write(path, response.iter_content(CHUNK))
+            except TRANSIENT as exc:
+                try:
+                    wait = retrying.wait_after(exc)
+                except TRANSIENT as final:
+                    raise _FileFailedError(_describe(final)) from None
+                retrying.log(exc, wait)
+                retries.sleep(wait)
+
+    def _get(self, url: str) -> requests.Response:
+        request = requests.Request("GET", url).prepare()
+        host = urlsplit(url).hostname or ""
+        if any(host == trusted or host.endswith(f".{trusted}") for trusted in self._trusted):
+            request = self._authenticate(request)
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = self._local.session = self._make_session()
+        response = session.send(request, stream=True, timeout=self._timeout)
+        status = response.status_code
+        if status in (HTTPStatus.UNAUTHORIZED, HTTPStatus.FORBIDDEN):
+            response.close()
+            raise _ExpiredURLError
+        if status == HTTPStatus.TOO_MANY_REQUESTS or status >= HTTPStatus.INTERNAL_SERVER_ERROR:
+            response.content  # noqa: B018 (read the body: it says which limit was hit)
+            raise RetriableAPIError(describe_error(response), response)
+        if status >= HTTPStatus.BAD_REQUEST:
+            response.close()
+            raise _FileFailedError(f"HTTP {status} from the file server")
+        return response
+
+
+class _ExpiredURLError(Exception):
+    """The file server refused the URL's JWT (401/403)."""
+
+
+def url_expired(url: str, now: float | None = None) -> bool:
+    """Say whether the JWT in a download URL has expired (or is about to); False if it cannot tell."""
+    token = (parse_qs(urlsplit(url).query).get("jwt") or [""])[0]
+    parts = token.split(".")
+    if len(parts) != 3:  # header.payload.signature
+        return False
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+        expiry = float(claims["exp"])
+    except (ValueError, KeyError, TypeError, binascii.Error):
+        return False
+    return expiry < (time.time() if now is None else now) + EXPIRY_MARGIN
+
+
+def _safe(part: str) -> str:
+    """Make one path component safe: no separators, no ``..``, no control characters."""
+    cleaned = re.sub(r"[\x00-\x1f/\\:]", "_", str(part)).strip()
+    return "_" if cleaned in ("", ".", "..") else cleaned
+
+
+def _describe(exc: Exception) -> str:
+    """Describe a failed request without its URL (the JWT in it is a credential)."""
+    if isinstance(exc, RetriableAPIError):
+        return str(exc)
+    return type(exc).__name__

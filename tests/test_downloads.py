@@ -1,0 +1,233 @@
+"""Attachment files: stored with their hash and size, URLs refreshed, failures kept and retried."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import logging
+import time
+import typing as t
+from pathlib import Path
+
+import fsspec
+import pytest
+
+from tap_zoom_sms.downloads import Downloader, FileStore, url_expired
+from tap_zoom_sms.emulator import DatasetSpec, Emulator
+from tap_zoom_sms.emulator.data import file_bytes
+from tap_zoom_sms.errors import StorageError
+from tap_zoom_sms.ratelimit import RateLimitedSession, RateLimiter
+from tests.conftest import run_tap
+
+
+@pytest.fixture
+def emulator() -> t.Iterator[Emulator]:
+    with Emulator(DatasetSpec(seed=5, sessions=25, engagements=0)) as em:
+        yield em
+
+
+def unlimited(em: Emulator, **overrides: t.Any) -> dict[str, t.Any]:
+    return em.tap_config(medium_requests_per_second=0, heavy_requests_per_second=0, **overrides)
+
+
+def truth_attachments(em: Emulator) -> dict[tuple[str, str], dict[str, t.Any]]:
+    return {(r["message_id"], r["id"]): r for stream, r in em.account.truth() if stream == "attachments"}
+
+
+def jwt(claims: dict[str, t.Any]) -> str:
+    def part(data: dict[str, t.Any]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
+
+    return f"{part({'alg': 'HS256'})}.{part(claims)}.sig"
+
+
+@pytest.mark.parametrize("workers", [1, 8])
+def test_every_file_is_stored_under_its_ids_with_its_hash_and_size(
+    emulator: Emulator, tmp_path: Path, workers: int
+) -> None:
+    expected = truth_attachments(emulator)
+    assert len(expected) > 20
+
+    run = run_tap(unlimited(emulator, attachments_download_path=str(tmp_path), max_concurrent_requests=workers))
+
+    records = {(r["message_id"], r["id"]): r for r in run.records["attachments"]}
+    assert set(records) == set(expected)
+    for record in records.values():
+        content = file_bytes(record["id"], record["size"])
+        stored = Path(record["stored_path"])
+        assert stored == tmp_path / record["session_id"] / record["message_id"] / f"{record['id']}-{record['name']}"
+        assert stored.read_bytes() == content
+        assert record["sha256"] == hashlib.sha256(content).hexdigest()
+        assert record["downloaded_size"] == record["size"]
+        assert record["download_error"] is None
+    files = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert len(files) == len(expected)  # no partial files left behind
+    assert "failed_downloads" not in run.last_state["bookmarks"]["attachments"]
+
+
+def test_without_the_setting_no_file_is_downloaded(emulator: Emulator) -> None:
+    run = run_tap(unlimited(emulator))
+
+    assert run.records["attachments"]
+    assert all("stored_path" not in r for r in run.records["attachments"])
+    assert "file_download" not in emulator.stats.snapshot()["requests"]
+
+
+def test_expired_download_urls_are_refreshed_through_their_message(emulator: Emulator, tmp_path: Path) -> None:
+    emulator.config.list_download_url_ttl = -60  # message lists hand out URLs that have expired
+    expected = truth_attachments(emulator)
+
+    run = run_tap(unlimited(emulator, attachments_download_path=str(tmp_path)))
+
+    assert {(r["message_id"], r["id"]) for r in run.records["attachments"] if r["sha256"]} == set(expected)
+    requests = emulator.stats.snapshot()["requests"]
+    assert requests["file_download"] == len(expected)
+    messages_with_files = {key[0] for key in expected}
+    assert len(messages_with_files) <= requests["message"] <= len(expected)
+
+
+def test_a_url_the_file_server_refuses_is_refreshed_once(requests_mock: t.Any, tmp_path: Path) -> None:
+    """A JWT the tap cannot read is tried as is; a 401 then asks for the message again."""
+    requests_mock.get("https://file.zoom.us/old", status_code=401, json={"code": 124})
+    requests_mock.get("https://file.zoom.us/new", content=b"hello")
+    refreshed = []
+
+    def refresh() -> dict[str, t.Any]:
+        refreshed.append(1)
+        return {"attachments": [{"id": "a1", "download_url": "https://file.zoom.us/new"}]}
+
+    result = make_downloader(tmp_path).download(
+        "s1", "m1", {"id": "a1", "name": "x.jpg", "download_url": "https://file.zoom.us/old"}, refresh
+    )
+
+    assert refreshed == [1]
+    assert result.sha256 == hashlib.sha256(b"hello").hexdigest()
+    assert (tmp_path / "s1" / "m1" / "a1-x.jpg").read_bytes() == b"hello"
+
+
+def test_a_url_refused_again_after_refreshing_is_a_failed_file(requests_mock: t.Any, tmp_path: Path) -> None:
+    requests_mock.get("https://file.zoom.us/f", status_code=403)
+    url = "https://file.zoom.us/f"
+
+    result = make_downloader(tmp_path).download(
+        "s1", "m1", {"id": "a1", "download_url": url}, lambda: {"attachments": [{"id": "a1", "download_url": url}]}
+    )
+
+    assert result.stored_path is None
+    assert result.download_error == "Zoom refused a freshly issued download URL"
+    assert requests_mock.call_count == 2
+
+
+def test_the_access_token_goes_only_to_zoom_hosts(requests_mock: t.Any, tmp_path: Path) -> None:
+    requests_mock.get("https://file.zoom.us/f", content=b"a")
+    requests_mock.get("https://cdn.example.com/f", content=b"b")
+    downloader = make_downloader(tmp_path)
+
+    for url in ("https://file.zoom.us/f", "https://cdn.example.com/f"):
+        downloader.download("s", "m", {"id": url[8:12], "download_url": url}, dict)
+
+    sent = {r.hostname: r.headers.get("Authorization") for r in requests_mock.request_history}
+    assert sent == {"file.zoom.us": "Bearer tok", "cdn.example.com": None}
+
+
+def test_failed_files_are_reported_kept_in_state_and_stored_by_the_next_run(
+    emulator: Emulator, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = unlimited(emulator, attachments_download_path=str(tmp_path / "files"))
+    expected = truth_attachments(emulator)
+    emulator.config.file_fault_rate = 1.0  # every download answers 500
+
+    with caplog.at_level(logging.WARNING):
+        first = run_tap(config)
+
+    assert {(r["message_id"], r["id"]) for r in first.records["attachments"]} == set(expected)
+    assert all(r["stored_path"] is None and "HTTP 500" in r["download_error"] for r in first.records["attachments"])
+    pending = first.last_state["bookmarks"]["attachments"]["failed_downloads"]
+    assert {(p["message_id"], p["attachment_id"]) for p in pending} == set(expected)
+    assert "could not download" in caplog.text.lower()
+    assert "jwt=" not in caplog.text  # download URLs carry a credential: never logged
+
+    emulator.config.file_fault_rate = 0.0
+    emulator.stats.reset()
+    second = run_tap(config, state=first.last_state)
+
+    stored = {(r["message_id"], r["id"]) for r in second.records["attachments"] if r["stored_path"]}
+    assert stored >= set(expected)
+    assert emulator.stats.snapshot()["requests"]["message"] >= len({k[0] for k in expected})
+    assert "failed_downloads" not in second.last_state["bookmarks"]["attachments"]
+    assert len([p for p in (tmp_path / "files").rglob("*") if p.is_file()]) == len(expected)
+
+
+def test_a_failed_file_whose_message_is_gone_is_dropped_from_the_state(emulator: Emulator, tmp_path: Path) -> None:
+    session_id = next(r["session_id"] for s, r in emulator.account.truth() if s == "sms_sessions")
+    gone = {"session_id": session_id, "message_id": "no-such-message", "attachment_id": "a1"}
+    state = {"bookmarks": {"attachments": {"failed_downloads": [gone]}}}
+
+    run = run_tap(unlimited(emulator, attachments_download_path=str(tmp_path)), state=state)
+
+    assert "failed_downloads" not in run.last_state["bookmarks"]["attachments"]
+    assert not any(r["message_id"] == "no-such-message" for r in run.records["attachments"])
+
+
+def test_any_fsspec_url_is_a_destination(emulator: Emulator) -> None:
+    run = run_tap(unlimited(emulator, attachments_download_path="memory://zoom-files/sms"))
+
+    memory = fsspec.filesystem("memory")
+    for record in run.records["attachments"]:
+        assert record["stored_path"].startswith("memory:///zoom-files/sms/")  # fsspec roots memory at /
+        with fsspec.open(record["stored_path"], "rb") as stored:
+            assert hashlib.sha256(stored.read()).hexdigest() == record["sha256"]
+    assert len(memory.find("/zoom-files/sms")) == len(run.records["attachments"])
+    memory.rm("/zoom-files", recursive=True)
+
+
+def test_an_unwritable_path_fails_before_any_data_is_read(emulator: Emulator, tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+
+    run = run_tap(unlimited(emulator, attachments_download_path=str(blocker / "files")), expect_error=True)
+
+    assert isinstance(run.error, StorageError)
+    assert "attachments_download_path" in str(run.error)
+    assert not run.records
+    assert emulator.stats.snapshot()["total_requests"] == 0
+
+
+def test_path_parts_from_zoom_cannot_leave_the_folder(tmp_path: Path) -> None:
+    store = FileStore(str(tmp_path))
+
+    path = store.path_for("../s", "m/../../x", {"id": "..", "name": "../../etc/passwd"})
+
+    assert path == f"{tmp_path}/.._s/m_.._.._x/_-.._.._etc_passwd"
+    assert Path(path).resolve().is_relative_to(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("url", "expired"),
+    [
+        (f"https://f/x?jwt={jwt({'exp': time.time() - 1})}", True),
+        (f"https://f/x?jwt={jwt({'exp': time.time() + 30})}", True),  # within the margin
+        (f"https://f/x?jwt={jwt({'exp': time.time() + 3600})}", False),
+        ("https://f/x?jwt=not-a-jwt", False),
+        ("https://f/x", False),
+        (f"https://f/x?jwt={jwt({'no_exp': 1})}", False),
+    ],
+)
+def test_url_expiry_is_read_from_the_jwt(url: str, expired: bool) -> None:
+    assert url_expired(url) is expired
+
+
+def make_downloader(root: Path) -> Downloader:
+    def authenticate(request: t.Any) -> t.Any:
+        request.headers["Authorization"] = "Bearer tok"
+        return request
+
+    return Downloader(
+        FileStore(str(root)),
+        lambda: RateLimitedSession(RateLimiter(0)),
+        authenticate=authenticate,
+        timeout=5,
+        logger=logging.getLogger("test"),
+        api_host="api.zoom.us",
+    )
