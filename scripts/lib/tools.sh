@@ -21,3 +21,13 @@ ensure_postgres() {
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq postgresql >/dev/null
   fi
 }
+
+# Apache Airflow, in its own virtualenv (.tools/airflow): the DAG test loads the example DAG with
+# Airflow's own DagBag. Its dependencies are many and pinned tightly, so they stay apart from the tap's.
+ensure_airflow() {
+  local python="${PYTHON:-python3}"
+  if [ ! -x .tools/airflow/bin/airflow ]; then
+    "$python" -m venv .tools/airflow
+    .tools/airflow/bin/python -m pip install -q --disable-pip-version-check "apache-airflow==3.3.2"
+  fi
+}
