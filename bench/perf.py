@@ -8,6 +8,8 @@
 3. CPU throughput (records per CPU-second of the tap process), zero latency and no limit,
    beside the stock SDK path (json writer flushed per message, recursive conformance).
 4. Peak RSS of the tap at 10x and 100x the data.
+5. Attachment files: downloads at 150 ms latency and 20 Medium requests/s, with 8 concurrent
+   requests and sequential: wall time, Medium requests/s (API and files), MB/s, peak RSS.
 
 Run: .venv/bin/python -m bench.perf [--quick]   (prints Markdown tables)
 """
@@ -170,17 +172,49 @@ def memory(workdir: Path, quick: bool) -> list[str]:
     return rows
 
 
+def downloads(workdir: Path, quick: bool) -> list[str]:
+    """Table 5."""
+    rows = [
+        "| concurrent | files | MB stored | seconds | Medium req/s | utilization | MB/s | peak RSS |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    limit = 20
+    with Emulator(DatasetSpec(seed=8, sessions=15 if quick else 40, engagements=1)) as emulator:
+        catalog = phone_only_catalog(emulator)
+        emulator.config.latency_ms = 150
+        emulator.config.medium_qps = limit
+        for workers in (8, 1):
+            files = workdir / f"files-{workers}"
+            config = emulator.tap_config(
+                medium_requests_per_second=limit,
+                max_concurrent_requests=workers,
+                attachments_download_path=str(files),
+            )
+            emulator.stats.reset()
+            run = run_tap(emulator, workdir, config, catalog=catalog)
+            assert run.returncode == 0, run.stderr[-2000:]  # noqa: S101
+            stored = [p.stat().st_size for p in files.rglob("*") if p.is_file()]
+            megabytes = sum(stored) / 1e6
+            rate = emulator.stats.rate("Medium")
+            rows.append(
+                f"| {workers} | {len(stored)} | {megabytes:.1f} | {run.seconds:.1f} | {rate:.1f} | {rate / limit:.2f} "
+                f"| {megabytes / run.seconds:.2f} | {run.max_rss_mb:.0f} MB |"
+            )
+    return rows
+
+
 def main(argv: t.Sequence[str] | None = None) -> None:
-    """Run the four measurements and print their tables."""
+    """Run the five measurements and print their tables."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="smaller data sets and shorter runs")
-    parser.add_argument("--only", choices=("utilization", "requests", "cpu", "memory"), action="append")
+    parser.add_argument("--only", choices=("utilization", "requests", "cpu", "memory", "downloads"), action="append")
     args = parser.parse_args(argv)
     parts = {
         "utilization": ("1. Rate-limit utilization (Medium)", utilization),
         "requests": ("2. Requests for a 13-month backfill", request_economy),
         "cpu": ("3. CPU throughput, zero latency, no limit", cpu_throughput),
         "memory": ("4. Peak RSS", memory),
+        "downloads": ("5. Attachment files (150 ms latency, 20 Medium requests/s)", downloads),
     }
     with tempfile.TemporaryDirectory() as workdir:
         for key in args.only or list(parts):

@@ -20,6 +20,7 @@ import threading
 import time
 import typing as t
 import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from http import HTTPStatus
 from urllib.parse import parse_qs, urlsplit
@@ -131,7 +132,12 @@ class FileStore:
 
 
 class Downloader:
-    """Downloads attachment files into a :class:`FileStore` (thread-safe)."""
+    """Downloads attachment files into a :class:`FileStore`, several at once (thread-safe).
+
+    Files are downloaded in a pool of their own, so the files of one message, and of
+    the messages after it, download together while the messages are still being read;
+    the records wait for their files only when they are written.
+    """
 
     def __init__(
         self,
@@ -142,11 +148,12 @@ class Downloader:
         timeout: float,
         logger: logging.Logger,
         api_host: str,
+        workers: int = 1,
     ) -> None:
         """Send through sessions ``make_session`` returns, one per thread (their limiter paces downloads).
 
         ``authenticate`` adds the bearer token, sent only to Zoom's hosts and to
-        ``api_host`` (the configured API's host).
+        ``api_host`` (the configured API's host). ``workers`` files download at once.
         """
         self.store = store
         self._make_session = make_session
@@ -155,6 +162,17 @@ class Downloader:
         self._timeout = timeout
         self._logger = logger
         self._trusted = (api_host, *ZOOM_DOMAINS)
+        self._pool = ThreadPoolExecutor(max(1, workers), thread_name_prefix="zoom-download")
+
+    def submit(
+        self, session_id: str, message_id: str, attachment: dict[str, t.Any], refresh: Refresh
+    ) -> Future[Download]:
+        """Start downloading one file (see :meth:`download`); its outcome comes with the future."""
+        return self._pool.submit(self.download, session_id, message_id, attachment, refresh)
+
+    def close(self) -> None:
+        """Wait for the downloads under way, then stop the pool."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
 
     def download(self, session_id: str, message_id: str, attachment: dict[str, t.Any], refresh: Refresh) -> Download:
         """Store one attachment's file, refreshing its URL once if it has expired.

@@ -142,8 +142,8 @@ class TapZoomSms(Tap):
             th.IntegerType,
             default=8,
             title="Max Concurrent Requests",
-            description="Sessions whose messages are fetched at once (1: one request at a time). "
-            "The rate limits above still hold.",
+            description="Sessions whose messages are fetched at once, and attachment files downloaded at once "
+            "(1: one at a time). The rate limits above still hold.",
         ),
         th.Property(
             "attachments_download_path",
@@ -204,6 +204,7 @@ class TapZoomSms(Tap):
             timeout=float(self.config["request_timeout"]),
             logger=self.logger,
             api_host=urlsplit(self.config["api_url"]).hostname or "",
+            workers=int(self.config["max_concurrent_requests"]),
         )
 
     @cached_property
@@ -234,6 +235,14 @@ class TapZoomSms(Tap):
         self._set_compatible_replication_methods()
         if self.state:
             self._state_writer.write_state(self.state)
+        try:
+            self._sync_streams()
+        finally:
+            if self.downloader is not None:
+                self.downloader.close()
+
+    def _sync_streams(self) -> None:
+        """Retry the files earlier runs owe, then sync every top-level stream (see sync_all)."""
         if self.downloader is not None:
             t.cast("AttachmentsStream", self.streams["attachments"]).retry_failed_downloads()
         capped: list[DailyLimitError] = []

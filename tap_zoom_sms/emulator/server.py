@@ -628,6 +628,8 @@ def _handler_for(emulator: Emulator) -> type[BaseHTTPRequestHandler]:
 
         def _file(self, attachment_id: str, query: dict[str, list[str]]) -> None:
             emulator.stats.mark("Medium")
+            if emulator.config.latency_ms:
+                time.sleep(emulator.config.latency_ms / 1000)
             try:
                 emulator.check_rate("Medium")
                 data = emulator.serve_file(attachment_id, query)

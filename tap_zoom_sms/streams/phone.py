@@ -202,13 +202,13 @@ class SmsMessagesStream(ZoomStream):
             self.logger.warning("Skipping a session that no longer exists: %s", exc)
 
     def _with_downloads(self, message: dict[str, t.Any], session_id: str) -> dict[str, t.Any]:
-        """Download the message's files, if asked to, where the message is fetched (a worker thread, often)."""
+        """Start downloading the message's files, if asked to; post_process waits for them."""
         downloader = self._tap.downloader
         if downloader is None or not message.get("attachments"):
             return message
         refresh = partial(self.fetch_message, session_id, message["message_id"])
         message[DOWNLOADS_KEY] = [
-            downloader.download(session_id, message["message_id"], attachment, refresh)
+            downloader.submit(session_id, message["message_id"], attachment, refresh)
             for attachment in message["attachments"]
         ]
         return message
@@ -234,7 +234,8 @@ class SmsMessagesStream(ZoomStream):
         """Add the session's id, which Zoom leaves out of its messages."""
         assert context is not None  # noqa: S101
         row["session_id"] = context["session_id"]
-        self._downloads = row.pop(DOWNLOADS_KEY, None)
+        downloads = row.pop(DOWNLOADS_KEY, None)
+        self._downloads = [future.result() for future in downloads] if downloads else None
         return row
 
     #: the downloads of the message being written (see post_process and generate_child_contexts)
