@@ -44,6 +44,9 @@ if t.TYPE_CHECKING:
 EXPIRY_MARGIN = 60
 #: Bytes read from the network and written to storage at a time.
 CHUNK = 1 << 16
+#: After this many files in a row fail, the run's other files are left to the next run
+#: (a file server that is down would otherwise cost every file six tries and their waits).
+MAX_FAILED_IN_A_ROW = 20
 #: Hosts that may see the access token along with a download (Zoom's own).
 ZOOM_DOMAINS = ("zoom.us", "zoomgov.com")
 
@@ -163,6 +166,8 @@ class Downloader:
         self._logger = logger
         self._trusted = (api_host, *ZOOM_DOMAINS)
         self._pool = ThreadPoolExecutor(max(1, workers), thread_name_prefix="zoom-download")
+        self._lock = threading.Lock()
+        self._failed_in_a_row = 0
 
     def submit(
         self, session_id: str, message_id: str, attachment: dict[str, t.Any], refresh: Refresh
@@ -180,7 +185,10 @@ class Downloader:
         Failures of this file (Zoom refuses it, it is gone, faults outlast the
         retries) are returned, not raised: the run goes on. Storage failures and
         the daily cap are raised: they would fail every file after this one too.
+        Once MAX_FAILED_IN_A_ROW files have failed in a row, the others are not tried.
         """
+        if self._failed_in_a_row >= MAX_FAILED_IN_A_ROW:
+            return Download(download_error=f"not tried: the {MAX_FAILED_IN_A_ROW} files before it failed")
         path = self.store.path_for(session_id, message_id, attachment)
         url = attachment.get("download_url")
         refreshed = False
@@ -195,11 +203,24 @@ class Downloader:
                         raise _FileFailedError("Zoom refused a freshly issued download URL") from None
                     url, refreshed = self._fresh_url(attachment["id"], refresh), True
                     continue
+                self._count(failed=False)
                 return Download(stored_path=self.store.location(path), sha256=sha256, downloaded_size=size)
         except _FileFailedError as exc:
             error = f"attachment {attachment['id']} of message {message_id}: {exc}"
             self._logger.warning("Could not download %s; it will be retried on the next run", error)
+            self._count(failed=True)
             return Download(download_error=str(exc))
+
+    def _count(self, *, failed: bool) -> None:
+        """Count files failed in a row; say so once when the others stop being tried."""
+        with self._lock:
+            self._failed_in_a_row = self._failed_in_a_row + 1 if failed else 0
+            tripped = self._failed_in_a_row == MAX_FAILED_IN_A_ROW
+        if tripped:
+            self._logger.warning(
+                "%d attachment files failed in a row: this run's other files are left to the next run",
+                MAX_FAILED_IN_A_ROW,
+            )
 
     def _fresh_url(self, attachment_id: str, refresh: Refresh) -> str:
         """Ask Zoom for the message again, for a download URL with a new JWT."""

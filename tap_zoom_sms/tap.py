@@ -19,6 +19,7 @@ from tap_zoom_sms.errors import DailyLimitError, SettingsError, ZoomTapError
 from tap_zoom_sms.output import SingerOutput
 from tap_zoom_sms.ratelimit import RateLimitedSession, RateLimiter
 from tap_zoom_sms.streams import STREAM_TYPES
+from tap_zoom_sms.streams.phone import MessageLookup
 from tap_zoom_sms.windows import parse_time, utc_now
 
 if t.TYPE_CHECKING:
@@ -206,6 +207,11 @@ class TapZoomSms(Tap):
             api_host=urlsplit(self.config["api_url"]).hostname or "",
             workers=int(self.config["max_concurrent_requests"]),
         )
+
+    @cached_property
+    def message_lookup(self) -> MessageLookup:
+        """Return the way to GET one message from any thread (to refresh download URLs)."""
+        return MessageLookup(self)
 
     @cached_property
     def start_date(self) -> dt.datetime:

@@ -13,11 +13,12 @@ from pathlib import Path
 import fsspec
 import pytest
 
-from tap_zoom_sms.downloads import Downloader, FileStore, url_expired
+from tap_zoom_sms.downloads import MAX_FAILED_IN_A_ROW, Downloader, FileStore, url_expired
 from tap_zoom_sms.emulator import DatasetSpec, Emulator
 from tap_zoom_sms.emulator.data import file_bytes
 from tap_zoom_sms.errors import StorageError
 from tap_zoom_sms.ratelimit import RateLimitedSession, RateLimiter
+from tap_zoom_sms.retries import MAX_FAULT_TRIES
 from tests.conftest import run_tap
 
 
@@ -142,7 +143,8 @@ def test_failed_files_are_reported_kept_in_state_and_stored_by_the_next_run(
         first = run_tap(config)
 
     assert {(r["message_id"], r["id"]) for r in first.records["attachments"]} == set(expected)
-    assert all(r["stored_path"] is None and "HTTP 500" in r["download_error"] for r in first.records["attachments"])
+    assert all(r["stored_path"] is None and r["download_error"] for r in first.records["attachments"])
+    assert any("HTTP 500" in r["download_error"] for r in first.records["attachments"])
     pending = first.last_state["bookmarks"]["attachments"]["failed_downloads"]
     assert {(p["message_id"], p["attachment_id"]) for p in pending} == set(expected)
     assert "could not download" in caplog.text.lower()
@@ -157,6 +159,23 @@ def test_failed_files_are_reported_kept_in_state_and_stored_by_the_next_run(
     assert emulator.stats.snapshot()["requests"]["message"] >= len({k[0] for k in expected})
     assert "failed_downloads" not in second.last_state["bookmarks"]["attachments"]
     assert len([p for p in (tmp_path / "files").rglob("*") if p.is_file()]) == len(expected)
+
+
+def test_after_a_run_of_failed_files_the_others_are_left_to_the_next_run(tmp_path: Path) -> None:
+    """A file server that is down costs a bounded number of requests, not six tries per file."""
+    with Emulator(DatasetSpec(seed=5, sessions=80, engagements=0)) as em:
+        expected = truth_attachments(em)
+        assert len(expected) > 3 * MAX_FAILED_IN_A_ROW
+        em.config.file_fault_rate = 1.0
+
+        run = run_tap(unlimited(em, attachments_download_path=str(tmp_path), max_concurrent_requests=4))
+
+        tried = em.stats.snapshot()["faults"]["file_500"]
+    assert tried <= (MAX_FAILED_IN_A_ROW + 4) * MAX_FAULT_TRIES  # the four in flight when it tripped
+    errors = [r["download_error"] for r in run.records["attachments"]]
+    assert sum(e.startswith("not tried") for e in errors) >= len(expected) - MAX_FAILED_IN_A_ROW - 4
+    pending = run.last_state["bookmarks"]["attachments"]["failed_downloads"]
+    assert {(p["message_id"], p["attachment_id"]) for p in pending} == set(expected)
 
 
 def test_a_failed_file_whose_message_is_gone_is_dropped_from_the_state(emulator: Emulator, tmp_path: Path) -> None:

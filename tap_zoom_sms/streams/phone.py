@@ -12,6 +12,7 @@ messages of sessions it lists after the restart.
 from __future__ import annotations
 
 import collections
+import threading
 import typing as t
 from dataclasses import dataclass
 from functools import partial
@@ -30,6 +31,7 @@ if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
 
     from tap_zoom_sms.downloads import Download
+    from tap_zoom_sms.tap import TapZoomSms
     from tap_zoom_sms.windows import Window
 
 #: Where a message fetched with attachment files carries their downloads until it is written.
@@ -206,7 +208,7 @@ class SmsMessagesStream(ZoomStream):
         downloader = self._tap.downloader
         if downloader is None or not message.get("attachments"):
             return message
-        refresh = partial(self.fetch_message, session_id, message["message_id"])
+        refresh = partial(self._tap.message_lookup, session_id, message["message_id"])
         message[DOWNLOADS_KEY] = [
             downloader.submit(session_id, message["message_id"], attachment, refresh)
             for attachment in message["attachments"]
@@ -303,10 +305,11 @@ class AttachmentsStream(BaseStream):
         if downloader is None or not pending:
             return
         self.logger.info("Retrying %d attachment file(s) that earlier runs could not download", len(pending))
-        fetcher = SmsMessagesStream(tap=self._tap)
+        lookup = self._tap.message_lookup
+        owed = []
         for item in pending:
             session_id, message_id = item["session_id"], item["message_id"]
-            message = fetcher.fetch_message(session_id, message_id)
+            message = lookup(session_id, message_id)
             attachment = next(
                 (a for a in (message or {}).get("attachments") or () if a.get("id") == item["attachment_id"]), None
             )
@@ -318,10 +321,11 @@ class AttachmentsStream(BaseStream):
                 )
                 self._forget(message_id, item["attachment_id"])
                 continue
-            refresh = partial(fetcher.fetch_message, session_id, message_id)
-            download = downloader.download(session_id, message_id, attachment, refresh)
+            refresh = partial(lookup, session_id, message_id)
             one = {**message, "session_id": session_id, "attachments": [attachment]}
-            self.write_from_message(one, [download])
+            owed.append((one, downloader.submit(session_id, message_id, attachment, refresh)))
+        for message, download in owed:
+            self.write_from_message(message, [download.result()])
         self._write_state_message()
 
     def _track(self, record: dict[str, t.Any], *, failed: bool) -> None:
@@ -343,3 +347,23 @@ class AttachmentsStream(BaseStream):
 
     def _increment_stream_state(self, latest_record: dict, *, context: Context | None = None) -> None:
         """Keep no bookmark: attachments come with their messages, see SmsSessionsStream."""
+
+
+class MessageLookup:
+    """GET one message from any thread, each thread with its own stream object.
+
+    Download URLs are refreshed from the download pool's threads; stream objects
+    are not thread-safe, so none is shared between threads.
+    """
+
+    def __init__(self, tap: TapZoomSms) -> None:
+        """Look messages up for ``tap``."""
+        self._tap = tap
+        self._local = threading.local()
+
+    def __call__(self, session_id: str, message_id: str) -> dict[str, t.Any] | None:
+        """Return the message (fresh download URLs), or None if it no longer exists."""
+        stream = getattr(self._local, "stream", None)
+        if stream is None:
+            stream = self._local.stream = SmsMessagesStream(tap=self._tap)
+        return stream.fetch_message(session_id, message_id)
