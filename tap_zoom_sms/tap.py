@@ -289,6 +289,10 @@ class TapZoomSms(Tap):
 
     def _setting_errors(self) -> list[str]:
         """Return the problems a JSON schema cannot express."""
+        return self._access_errors() + self._date_errors() + self._number_errors()
+
+    def _access_errors(self) -> list[str]:
+        """Server-to-Server credentials or a token, and a usable list of users."""
         errors = []
         if not self.config.get("access_token"):
             errors += [
@@ -299,6 +303,13 @@ class TapZoomSms(Tap):
         user_ids = self.config.get("user_ids")
         if user_ids is not None and (not user_ids or not all(isinstance(u, str) and u.strip() for u in user_ids)):
             errors.append("user_ids must be a non-empty list of user IDs or emails (or me)")
+        elif user_ids and len(set(user_ids)) < len(user_ids):
+            errors.append("user_ids lists a user twice (each user has one bookmark)")
+        return errors
+
+    def _date_errors(self) -> list[str]:
+        """Dates that parse, a start_date not in the future and not after end_date."""
+        errors = []
         dates = {}
         for key in ("start_date", "end_date"):
             value = self.config.get(key)
@@ -313,6 +324,11 @@ class TapZoomSms(Tap):
             errors.append(f"start_date {self.config['start_date']} is in the future")
         if start and end and start > end:
             errors.append(f"start_date {start:%Y-%m-%dT%H:%M:%SZ} is after end_date {end:%Y-%m-%dT%H:%M:%SZ}")
+        return errors
+
+    def _number_errors(self) -> list[str]:
+        """Numbers within what Zoom and the tap accept."""
+        errors = []
         page_size = self.config.get("page_size", MAX_PAGE_SIZE)
         if not isinstance(page_size, int) or not 1 <= page_size <= MAX_PAGE_SIZE:
             errors.append(f"page_size must be 1 to {MAX_PAGE_SIZE}, not {page_size!r}")

@@ -103,6 +103,7 @@ def test_a_refused_access_token_ends_the_run_with_one_line_and_no_secret(emulato
         ({}, "'client_secret' is a required property (or set access_token)"),
         ({"user_ids": []}, "user_ids must be a non-empty list"),
         ({"access_token": "x", "user_ids": ["me", " "]}, "user_ids must be a non-empty list"),
+        ({"access_token": "x", "user_ids": ["me", "u1", "me"]}, "user_ids lists a user twice"),
     ],
 )
 def test_settings_need_credentials_or_a_token_and_real_user_ids(
