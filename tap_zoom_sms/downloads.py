@@ -168,6 +168,7 @@ class Downloader:
         self._pool = ThreadPoolExecutor(max(1, workers), thread_name_prefix="zoom-download")
         self._lock = threading.Lock()
         self._failed_in_a_row = 0
+        self.totals = {"stored": 0, "bytes": 0, "failed": 0}
 
     def submit(
         self, session_id: str, message_id: str, attachment: dict[str, t.Any], refresh: Refresh
@@ -176,8 +177,16 @@ class Downloader:
         return self._pool.submit(self.download, session_id, message_id, attachment, refresh)
 
     def close(self) -> None:
-        """Wait for the downloads under way, then stop the pool."""
+        """Wait for the downloads under way, stop the pool, and log what this run stored."""
         self._pool.shutdown(wait=True, cancel_futures=True)
+        totals = self.totals
+        self._logger.info(
+            "Attachment files: %d stored (%.1f MB) in %s, %d failed (left to the next run)",
+            totals["stored"],
+            totals["bytes"] / 1e6,
+            self.store.location(self.store.root),
+            totals["failed"],
+        )
 
     def download(self, session_id: str, message_id: str, attachment: dict[str, t.Any], refresh: Refresh) -> Download:
         """Store one attachment's file, refreshing its URL once if it has expired.
@@ -188,6 +197,7 @@ class Downloader:
         Once MAX_FAILED_IN_A_ROW files have failed in a row, the others are not tried.
         """
         if self._failed_in_a_row >= MAX_FAILED_IN_A_ROW:
+            self._count(failed=True)
             return Download(download_error=f"not tried: the {MAX_FAILED_IN_A_ROW} files before it failed")
         path = self.store.path_for(session_id, message_id, attachment)
         url = attachment.get("download_url")
@@ -203,7 +213,7 @@ class Downloader:
                         raise _FileFailedError("Zoom refused a freshly issued download URL") from None
                     url, refreshed = self._fresh_url(attachment["id"], refresh), True
                     continue
-                self._count(failed=False)
+                self._count(failed=False, size=size)
                 return Download(stored_path=self.store.location(path), sha256=sha256, downloaded_size=size)
         except _FileFailedError as exc:
             error = f"attachment {attachment['id']} of message {message_id}: {exc}"
@@ -211,11 +221,13 @@ class Downloader:
             self._count(failed=True)
             return Download(download_error=str(exc))
 
-    def _count(self, *, failed: bool) -> None:
-        """Count files failed in a row; say so once when the others stop being tried."""
+    def _count(self, *, failed: bool, size: int = 0) -> None:
+        """Count files stored and failed (in a row too); say so once when the others stop being tried."""
         with self._lock:
             self._failed_in_a_row = self._failed_in_a_row + 1 if failed else 0
             tripped = self._failed_in_a_row == MAX_FAILED_IN_A_ROW
+            self.totals["failed" if failed else "stored"] += 1
+            self.totals["bytes"] += size
         if tripped:
             self._logger.warning(
                 "%d attachment files failed in a row: this run's other files are left to the next run",

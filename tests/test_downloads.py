@@ -139,7 +139,7 @@ def test_failed_files_are_reported_kept_in_state_and_stored_by_the_next_run(
     expected = truth_attachments(emulator)
     emulator.config.file_fault_rate = 1.0  # every download answers 500
 
-    with caplog.at_level(logging.WARNING):
+    with caplog.at_level(logging.INFO):
         first = run_tap(config)
 
     assert {(r["message_id"], r["id"]) for r in first.records["attachments"]} == set(expected)
@@ -148,6 +148,7 @@ def test_failed_files_are_reported_kept_in_state_and_stored_by_the_next_run(
     pending = first.last_state["bookmarks"]["attachments"]["failed_downloads"]
     assert {(p["message_id"], p["attachment_id"]) for p in pending} == set(expected)
     assert "could not download" in caplog.text.lower()
+    assert f"Attachment files: 0 stored (0.0 MB) in {tmp_path / 'files'}, {len(expected)} failed" in caplog.text
     assert "jwt=" not in caplog.text  # download URLs carry a credential: never logged
 
     emulator.config.file_fault_rate = 0.0
