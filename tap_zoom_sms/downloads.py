@@ -21,7 +21,7 @@ import time
 import typing as t
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from http import HTTPStatus
 from urllib.parse import parse_qs, urlsplit
 
@@ -65,12 +65,7 @@ class Download:
 
     def fields(self) -> dict[str, t.Any]:
         """Return the fields added to the attachment record."""
-        return {
-            "stored_path": self.stored_path,
-            "sha256": self.sha256,
-            "downloaded_size": self.downloaded_size,
-            "download_error": self.download_error,
-        }
+        return asdict(self)
 
 
 class _FileFailedError(Exception):

@@ -7,12 +7,10 @@ import typing as t
 import pytest
 
 from tap_zoom_sms.emulator import DatasetSpec, Emulator
-from tap_zoom_sms.emulator.data import _id
+from tap_zoom_sms.emulator.data import ME_OWNER, _id
 from tap_zoom_sms.errors import AuthError, SettingsError
 from tests.conftest import run_tap
 from tests.emulator_client import EmulatorClient
-
-ME = _id("u0", length=22)  # the emulator's owner of "me"
 
 
 @pytest.fixture
@@ -45,7 +43,7 @@ def owned_by(em: Emulator, owners: set[str]) -> dict[str, set[str]]:
 
 def test_user_ids_read_each_users_sessions_and_all_their_messages(emulator: Emulator) -> None:
     other = _id("u2", length=22)
-    expected = owned_by(emulator, {ME, other})
+    expected = owned_by(emulator, {ME_OWNER, other})
     all_sessions = owned_by(emulator, {_id(f"u{k}", length=22) for k in range(4)})["sessions"]
     assert 0 < len(expected["sessions"]) < len(all_sessions)
     token = EmulatorClient(emulator).token()
@@ -80,7 +78,7 @@ def test_user_ids_work_with_server_to_server_credentials_too(emulator: Emulator)
 
     run = run_tap(config)
 
-    assert run.ids("sms_sessions", "session_id") == owned_by(emulator, {ME})["sessions"]
+    assert run.ids("sms_sessions", "session_id") == owned_by(emulator, {ME_OWNER})["sessions"]
 
 
 def test_a_refused_access_token_ends_the_run_with_one_line_and_no_secret(emulator: Emulator) -> None:

@@ -36,6 +36,10 @@ def _id(*parts: object, length: int = 32) -> str:
     return hashlib.sha256(":".join(map(str, parts)).encode()).hexdigest()[:length]
 
 
+#: The owner of the user-level endpoints' ``me`` (and of sessions added without one).
+ME_OWNER = _id("u0", length=22)
+
+
 def file_bytes(attachment_id: str, size: int) -> bytes:
     """Return the content of an attachment file: ``size`` bytes that depend only on its id."""
     block = hashlib.sha256(attachment_id.encode()).digest() * 64  # 2 KiB
@@ -295,7 +299,7 @@ class Account:
             if session_id is None or session_id not in self._sessions:
                 n = len(self._sessions)
                 session_id = session_id or _id(self.spec.seed, "added-session", n)
-                owner = _id("u0", length=22)
+                owner = ME_OWNER
                 self._sessions[session_id] = _Session(-1 - n, session_id, "user", owner, when)
             session = self._sessions[session_id]
             added = self._added.setdefault(session_id, [])

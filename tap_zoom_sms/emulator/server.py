@@ -22,7 +22,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pendulum
 
-from tap_zoom_sms.emulator.data import Account, DatasetSpec, file_bytes, fmt
+from tap_zoom_sms.emulator.data import ME_OWNER, Account, DatasetSpec, file_bytes, fmt
 
 UTC = dt.timezone.utc
 PHONE_LIMITS = {"page_size": 30, "max": 100}
@@ -248,19 +248,20 @@ class Emulator:
         """Sign a download JWT for one attachment: its id, size and expiry."""
         header = _b64url(b'{"alg":"HS256","typ":"JWT"}')
         claims = _b64url(json.dumps({"aid": attachment["id"], "size": attachment["size"], "exp": expiry}).encode())
-        signature = _b64url(hmac.new(self._secret, f"{header}.{claims}".encode(), hashlib.sha256).digest())
-        return f"{header}.{claims}.{signature}"
+        return f"{header}.{claims}.{self._jwt_signature(header, claims)}"
+
+    def _jwt_signature(self, header: str, claims: str) -> str:
+        return _b64url(hmac.new(self._secret, f"{header}.{claims}".encode(), hashlib.sha256).digest())
 
     def serve_file(self, attachment_id: str, query: dict[str, list[str]]) -> bytes:
         """Return a file's bytes for a valid, unexpired JWT naming it; else Zoom's 401."""
         refused = _zoom_error(401, 124, "Invalid access token.")
         try:
             header, claims, signature = query["jwt"][0].split(".")
-            good = _b64url(hmac.new(self._secret, f"{header}.{claims}".encode(), hashlib.sha256).digest())
             body = json.loads(base64.urlsafe_b64decode(claims + "=" * (-len(claims) % 4)))
         except (KeyError, ValueError, binascii.Error):
             raise refused from None
-        if not hmac.compare_digest(signature, good) or body.get("aid") != attachment_id:
+        if not hmac.compare_digest(signature, self._jwt_signature(header, claims)) or body.get("aid") != attachment_id:
             raise refused
         if body["exp"] < time.time():
             self.stats.count("statuses", "file_expired")
@@ -434,7 +435,7 @@ class _Api:
         return {"next_page_token": token, "page_size": size, "sms_sessions": records}
 
     def _user_sessions(self, path: str, query: dict[str, list[str]], uid: str) -> dict[str, t.Any]:
-        owner = hashlib.sha256(b"u0").hexdigest()[:22] if uid == "me" else uid
+        owner = ME_OWNER if uid == "me" else uid
         return self._sessions(path, query, owner_id=owner)
 
     def _session(self, sid: str) -> None:
@@ -496,7 +497,7 @@ class _Api:
     def _user_sync(self, path: str, query: dict[str, list[str]], uid: str) -> dict[str, t.Any]:  # noqa: ARG002
         if query.get("sync_type", [""])[0] not in ("FSync", "BSync", "ISync"):
             raise _zoom_error(400, 300, "Invalid field: sync_type")
-        owner = hashlib.sha256(b"u0").hexdigest()[:22] if uid == "me" else uid
+        owner = ME_OWNER if uid == "me" else uid
         ids = self.account.sessions_between(self.account.start, dt.datetime.now(UTC), "all", owner)
         count = int(query.get("count", ["100"])[0])
         sessions = []
