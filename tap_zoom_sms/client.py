@@ -8,6 +8,7 @@ from functools import cached_property
 from http import HTTPStatus
 from importlib import resources
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import requests
 from singer_sdk import RESTStream, SchemaDirectory, Stream, StreamSchema
@@ -119,6 +120,7 @@ class ZoomStream(BaseStream, RESTStream[WindowPage]):
     _tap: TapZoomSms
     _paginator: WindowPaginator
     _windows: t.Iterator[Window]
+    _what = "Zoom's list"
     _unauthorized_streak = 0
 
     @property
@@ -169,12 +171,16 @@ class ZoomStream(BaseStream, RESTStream[WindowPage]):
         """Return the windows to read for ``context``, oldest first."""
         raise NotImplementedError
 
-    def on_window_done(self, window: Window, last: bool) -> None:
-        """Run after every record of ``window`` has been processed (default: nothing)."""
+    def on_window_done(self, window: Window, last: bool, covered: dt.datetime) -> None:
+        """Run after every record of ``window`` has been processed (default: nothing).
+
+        ``covered`` is what a bookmark may claim: the window's end, capped by Zoom's
+        clock when it answered the window's first page.
+        """
 
     def get_new_paginator(self) -> WindowPaginator:
         """Return a paginator over the windows :meth:`get_records` prepared."""
-        self._paginator = WindowPaginator(self._windows, self.on_window_done)
+        self._paginator = WindowPaginator(self._windows, self.on_window_done, self._what)
         return self._paginator
 
     def get_url_params(
@@ -204,6 +210,7 @@ class ZoomStream(BaseStream, RESTStream[WindowPage]):
         first = next(windows, None)
         if first is None:
             return
+        self._what = f"GET {urlsplit(self.get_url(context)).path}"
         self._windows = itertools.chain([first], windows)
         dedupe = WindowDedupe(self.primary_keys, str(self.replication_key))
         restarted: tuple[Window, int] | None = None

@@ -14,6 +14,8 @@ from urllib.parse import urlsplit
 import requests
 from requests.utils import resolve_proxies
 
+from tap_zoom_sms import interrupts
+
 #: Share of the limit the requests are paced at. Zoom counts arrivals on its own
 #: clock: requests sent exactly 1/rate apart arrive with jitter, and a second
 #: holding rate + 1 of them is answered 429.
@@ -46,7 +48,7 @@ class RateLimiter:
             slot = max(now, self._next_slot)
             self._next_slot = slot + self._interval
         if slot > now:
-            time.sleep(slot - now)
+            interrupts.sleep(slot - now)
 
 
 class RateLimitedSession(requests.Session):
