@@ -49,6 +49,9 @@ class EmulatorConfig:
     client_id: str = "emulator-client"
     client_secret: str = "emulator-secret"  # noqa: S105 (a local fake's credentials)
     token_ttl: int = 3599
+    #: API requests one access token serves before Zoom revokes it (0: no limit); Zoom may
+    #: revoke or rotate a token at any time, and this makes it happen mid-run, deterministically
+    token_max_uses: int = 0
     page_token_ttl: int = 900
     #: per-second limits per label, and the daily cap of Heavy requests (0: no limit)
     medium_qps: float = 0
@@ -178,6 +181,7 @@ class Emulator:
         self.config = config or EmulatorConfig()
         self.stats = Stats()
         self._tokens: dict[str, float] = {}
+        self._token_uses: collections.Counter[str] = collections.Counter()
         self._secret = hashlib.sha256(f"emulator-{self.account.spec.seed}".encode()).digest()
         self._lock = threading.Lock()
         self._recent: dict[str, collections.deque[float]] = {
@@ -288,11 +292,13 @@ class Emulator:
             return list(self._tokens)
 
     def check_token(self, authorization: str, *, contact_center: bool) -> None:
-        """Raise Zoom's 401 (in the endpoint's shape) for a missing, unknown or expired token."""
+        """Raise Zoom's 401 (in the endpoint's shape) for a missing, unknown, expired or revoked token."""
         token = authorization.removeprefix("Bearer ").strip()
         with self._lock:
             expiry = self._tokens.get(token)
-        if expiry is None or expiry < time.time():
+            self._token_uses[token] += 1
+            revoked = 0 < self.config.token_max_uses < self._token_uses[token]
+        if expiry is None or expiry < time.time() or revoked:
             if contact_center:
                 raise _ZoomError(401, {"status": False, "errorCode": 401})
             raise _zoom_error(401, 124, "Invalid access token.")
