@@ -115,7 +115,8 @@ def scenario(name: str, sessions: int, workdir: Path) -> Outcome:
     with Emulator(spec) as emulator:
         for key, value in SETTINGS[name].items():
             setattr(emulator.config, key, value)
-        config = emulator.tap_config(**base, attachments_download_path=str(files), **TAP_SETTINGS.get(name, {}))
+        settings = {**base, **TAP_SETTINGS.get(name, {})}
+        config = emulator.tap_config(**settings, attachments_download_path=str(files))
         if name in STOP_SIGNALS:
             outcome.runs = stopped_runs(emulator, workdir, config, STOP_SIGNALS[name])
         else:
