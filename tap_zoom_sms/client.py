@@ -80,6 +80,11 @@ class BaseStream(Stream):
     def _every_field_selected(self) -> bool:
         return all(self.mask.values())
 
+    def _write_record_message(self, record: dict) -> None:
+        """Write a record's messages, and count the record in the run's progress."""
+        self._tap.progress.record(self.name)
+        super()._write_record_message(record)
+
     def _generate_record_messages(self, record: dict) -> t.Iterator[RecordMessage]:
         """Build the RECORD messages, without the per-record walks that would change nothing.
 
@@ -136,7 +141,7 @@ class ZoomStream(BaseStream, RESTStream[WindowPage]):
     @cached_property
     def requests_session(self) -> requests.Session:
         """Return a session paced by the limiter of this endpoint's label."""
-        return RateLimitedSession(self._tap.rate_limiters[self.rate_limit_label])
+        return RateLimitedSession(self._tap.rate_limiters[self.rate_limit_label], self._tap.progress.response)
 
     @property
     def timeout(self) -> int:
@@ -207,6 +212,8 @@ class ZoomStream(BaseStream, RESTStream[WindowPage]):
         windows share is emitted once.
         """
         windows = self.windows(context)
+        if self.parent_stream_type is None:  # a session's own windows say nothing of the run's progress
+            windows = self._tap.progress.windows(self.name, windows, self._tap.end_date)
         first = next(windows, None)
         if first is None:
             return

@@ -54,17 +54,21 @@ class RateLimiter:
 class RateLimitedSession(requests.Session):
     """A session whose every send, retries included, waits for the limiter."""
 
-    def __init__(self, limiter: RateLimiter) -> None:
-        """Send through ``limiter``."""
+    def __init__(self, limiter: RateLimiter, on_response: t.Callable[[requests.Response], None] | None = None) -> None:
+        """Send through ``limiter``; ``on_response`` sees every response (the run's progress counts them)."""
         super().__init__()
         self._limiter = limiter
+        self._on_response = on_response
         self._proxies: dict[str, dict[str, str]] = {}
 
     def send(self, request: requests.PreparedRequest, **kwargs: t.Any) -> requests.Response:  # type: ignore[override]
         """Wait for a slot, then send (with the proxies the environment names for this host)."""
         self._limiter.acquire()
         kwargs.setdefault("proxies", self._proxies_for(request.url or ""))
-        return super().send(request, **kwargs)
+        response = super().send(request, **kwargs)
+        if self._on_response is not None:
+            self._on_response(response)
+        return response
 
     def _proxies_for(self, url: str) -> dict[str, str]:
         """Read the proxy settings of the environment once per scheme and host.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import datetime as dt
+import logging
 import os
 import signal
 import sys
@@ -25,6 +26,7 @@ from tap_zoom_sms.auth import StaticTokenAuthenticator, ZoomS2SAuthenticator
 from tap_zoom_sms.downloads import Downloader, FileStore
 from tap_zoom_sms.errors import DailyLimitError, SettingsError, ZoomTapError
 from tap_zoom_sms.output import SingerOutput
+from tap_zoom_sms.progress import Progress, SessionNoise
 from tap_zoom_sms.ratelimit import RateLimitedSession, RateLimiter
 from tap_zoom_sms.settings import environment_config, read_json_file, unknown_settings
 from tap_zoom_sms.state import checked_state, future_bookmarks, future_error
@@ -176,6 +178,14 @@ class TapZoomSms(Tap):
             "{session_id}/{message_id}/{attachment_id}-{name}; unset: files are not downloaded.",
         ),
         th.Property(
+            "log_sdk_metrics",
+            th.BooleanType,
+            default=False,
+            title="Log SDK Metrics",
+            description="Also log the SDK's METRIC lines (one per request, and per session synced); "
+            "off, a progress line every 30 seconds sums them up.",
+        ),
+        th.Property(
             "request_timeout",
             th.IntegerType,
             default=60,
@@ -228,13 +238,22 @@ class TapZoomSms(Tap):
             return None
         return Downloader(
             FileStore(path),
-            lambda: RateLimitedSession(self.rate_limiters["Medium"]),
+            lambda: RateLimitedSession(self.rate_limiters["Medium"], self.progress.response),
             authenticate=self.zoom_auth.authenticate_request,
             timeout=float(self.config["request_timeout"]),
             logger=self.logger,
             api_host=urlsplit(self.config["api_url"]).hostname or "",
             workers=int(self.config["max_concurrent_requests"]),
         )
+
+    @cached_property
+    def progress(self) -> Progress:
+        """Return the run's progress: counters every stream feeds, and its INFO lines."""
+        limits = {
+            "Medium": float(self.config["medium_requests_per_second"]),
+            "Heavy": float(self.config["heavy_requests_per_second"]),
+        }
+        return Progress(self.logger, limits)
 
     @cached_property
     def message_lookup(self) -> MessageLookup:
@@ -264,6 +283,7 @@ class TapZoomSms(Tap):
         the SDK's own loop (progress markers, replication methods, initial STATE),
         with that one difference.
         """
+        self._quiet_sdk_logs()
         self.zoom_auth.update_access_token()
         now = max(self.zoom_clock.now(), utc_now())
         if found := future_bookmarks(self.state, now):
@@ -274,11 +294,21 @@ class TapZoomSms(Tap):
         self._set_compatible_replication_methods()
         if self.state:
             self._state_writer.write_state(self.state)
+        self.progress.start()
         try:
             self._sync_streams()
         finally:
             if self.downloader is not None:
                 self.downloader.close()
+            self.progress.finish()
+
+    def _quiet_sdk_logs(self) -> None:
+        """Keep the SDK's per-request and per-session lines off INFO (see :mod:`tap_zoom_sms.progress`)."""
+        if not self.config.get("log_sdk_metrics"):
+            self.metrics_logger.setLevel(max(self.metrics_logger.getEffectiveLevel(), logging.WARNING))
+        for stream in self.streams.values():
+            if stream.parent_stream_type is not None:
+                stream.logger.addFilter(SessionNoise())
 
     def _sync_streams(self) -> None:
         """Retry the files earlier runs owe, then sync every top-level stream (see sync_all)."""
