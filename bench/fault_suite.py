@@ -88,7 +88,7 @@ SETTINGS: dict[str, dict[str, t.Any]] = {
         "fault_kinds": ["http_500", "drop", "truncated"],
         "file_fault_rate": 0.1,
         "token_ttl": 5,
-        "token_max_uses": 200,
+        "token_max_uses": 100,
         "page_token_ttl": 2,
     },
     "qps-429": {"medium_qps": 8, "heavy_qps": 4},

@@ -23,6 +23,7 @@ from singer_sdk.plugin_base import _ConfigInput
 
 from tap_zoom_sms import interrupts
 from tap_zoom_sms.auth import StaticTokenAuthenticator, ZoomS2SAuthenticator
+from tap_zoom_sms.discovery import MODES as DISCOVERY_MODES
 from tap_zoom_sms.downloads import Downloader, FileStore
 from tap_zoom_sms.errors import DailyLimitError, SettingsError, ZoomTapError
 from tap_zoom_sms.output import SingerOutput
@@ -160,6 +161,16 @@ class TapZoomSms(Tap):
             allowed_values=list(SESSION_TYPES),
             title="Session Type",
             description="Which SMS sessions to extract: all, user, call_queue or auto_receptionist.",
+        ),
+        th.Property(
+            "message_discovery",
+            th.StringType,
+            default="activity",
+            allowed_values=list(DISCOVERY_MODES),
+            title="Message Discovery",
+            description="How a backfill finds the months of each session's messages: activity (Zoom's "
+            "sent/received session lists, checked as the run goes; a shortfall falls back to exhaustive) "
+            "or exhaustive (every month up to each session's last message).",
         ),
         th.Property(
             "max_concurrent_requests",

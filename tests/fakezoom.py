@@ -45,6 +45,8 @@ def base_config(**overrides: t.Any) -> dict[str, t.Any]:
         "oauth_url": OAUTH,
         "medium_requests_per_second": 0,
         "heavy_requests_per_second": 0,
+        # these tests count the requests of the exhaustive walk; discovery has its own (test_discovery.py)
+        "message_discovery": "exhaustive",
     }
     config.update(overrides)
     return config
@@ -246,12 +248,17 @@ class FakeZoom:
             return error
         lo, hi = self._window(request.qs, dt.timedelta(days=30))
         session_type = request.qs.get("session_type", ["user"])[0]
+        filter_type = request.qs.get("filter_type", ["last_message_time"])[0]
         listed = []
         for sid, session in sorted(self.sessions.items()):
-            if not self.messages[sid]:
+            if not self.messages[sid] or session_type not in ("all", session["session_type"]):
                 continue
-            last = ts(self.last_access_time(sid))
-            if lo <= last <= hi and session_type in ("all", session["session_type"]):
+            if filter_type == "last_message_time":
+                times = [self.last_access_time(sid)]
+            else:  # the sessions that sent (Out) or received (In) a message in the range
+                direction = "Out" if filter_type == "sent_message_time" else "In"
+                times = [m["date_time"] for m in self.messages[sid] if m["direction"] == direction]
+            if any(lo <= ts(when) <= hi for when in times):
                 listed.append({**session, "last_access_time": self.last_access_time(sid)})
         return self._page(request, context, listed, "sms_sessions", 30)
 

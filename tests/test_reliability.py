@@ -27,10 +27,10 @@ def test_scenario_loses_nothing_and_leaks_nothing(name: str, tmp_path: Path) -> 
         assert codes == [0]
         assert set(outcome.stats["faults"]) == {"http_500", "drop", "truncated", "file_500"}
         assert outcome.retries >= sum(outcome.stats["faults"].values())
-        # tokens revoked after 200 requests (and expiring after 5 s) were renewed during the run
+        # tokens revoked after 100 requests (and expiring after 5 s) were renewed during the run
         api_requests = outcome.stats["total_requests"] - outcome.stats["requests"].get("file_download", 0)
-        assert api_requests > 400
-        assert outcome.stats["tokens_issued"] >= api_requests // 200
+        assert api_requests > 200
+        assert outcome.stats["tokens_issued"] >= max(2, api_requests // 100)
     elif name == "qps-429":
         assert codes == [0]
         assert outcome.stats["statuses"]["429"] > 10

@@ -102,7 +102,7 @@ def test_every_request_is_explicit_and_within_a_month(zoom: FakeZoom) -> None:
         assert qs["page_size"] == ["100"]
         if path == "/v2/phone/sms/sessions":
             assert qs["session_type"] == ["all"]
-            assert qs["filter_type"] == ["last_message_time"]
+            assert qs["filter_type"][0] in ("last_message_time", "sent_message_time", "received_message_time")
         elif path.startswith("/v2/phone/sms/sessions/"):
             assert qs["sort"] == ["1"]
 
@@ -130,7 +130,13 @@ def test_sessions_list_is_paged_and_details_token_may_come_as_sync_token(zoom: F
     run = run_tap(base_config(page_size=5))
 
     assert extracted(run) == truth(zoom)
-    june = [qs for p, qs in zoom.requests if p == "/v2/phone/sms/sessions" and qs["from"][0].startswith("2024-06")]
+    june = [
+        qs
+        for p, qs in zoom.requests
+        if p == "/v2/phone/sms/sessions"
+        and qs["from"][0].startswith("2024-06")
+        and qs["filter_type"] == ["last_message_time"]
+    ]
     assert len(june) == 2
     assert "next_page_token" in june[1]
 

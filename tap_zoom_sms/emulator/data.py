@@ -112,6 +112,8 @@ class Account:
         self._index.sort()
         self._engagements = [self._make_engagement(i) for i in range(self.spec.engagements)]
         self._completed_late: set[str] = set()
+        #: per session, the times of its sent and of its received messages (built on first use)
+        self._activity: dict[str, tuple[list[str], list[str]]] = {}
 
     # --- generation -----------------------------------------------------
     def _rng(self, *parts: object) -> random.Random:
@@ -262,6 +264,56 @@ class Account:
             and (owner_id is None or self._sessions[sid].owner_id == owner_id)
         ]
 
+    def sessions_active(
+        self,
+        lo: dt.datetime,
+        hi: dt.datetime,
+        direction: str,
+        session_type: str,
+        owner_id: str | None = None,
+        *,
+        under_report: float = 0.0,
+        spare_last: bool = False,
+    ) -> list[str]:
+        """Return the ids of sessions that sent ("Out") or received ("In") a message in ``[lo, hi]``.
+
+        This is what Zoom documents for ``filter_type=sent_message_time`` and
+        ``received_message_time``. ``under_report`` leaves out that share of
+        (session, month) pairs, drawn from a hash, for the tap's fallback to be tested;
+        ``spare_last`` keeps each session's last month (so only a walk of its history sees it).
+        """
+        low, high = fmt(lo), fmt(hi)
+        found = []
+        for sid in self.sessions_between(
+            self.start - dt.timedelta(days=1), dt.datetime.max.replace(tzinfo=UTC), session_type, owner_id
+        ):
+            times = self._activity_of(sid)[0 if direction == "Out" else 1]
+            position = bisect.bisect_left(times, low)
+            if position < len(times) and times[position] <= high:
+                month = times[position][:7]
+                last = spare_last and month == fmt(self._sessions[sid].last)[:7]
+                if (
+                    under_report
+                    and not last
+                    and int(_id("under", sid, month, length=8), 16) / 0xFFFFFFFF < under_report
+                ):
+                    continue
+                found.append(sid)
+        return found
+
+    def _activity_of(self, session_id: str) -> tuple[list[str], list[str]]:
+        with self._lock:
+            cached = self._activity.get(session_id)
+        if cached is None:
+            messages = self.messages(session_id)
+            cached = (
+                sorted(m["date_time"] for m in messages if m["direction"] == "Out"),
+                sorted(m["date_time"] for m in messages if m["direction"] == "In"),
+            )
+            with self._lock:
+                self._activity[session_id] = cached
+        return cached
+
     def has_session(self, session_id: str) -> bool:
         """Say whether the session exists (and was not deleted)."""
         return session_id in self._sessions and session_id not in self._deleted
@@ -307,6 +359,7 @@ class Account:
             message = self._message(session, 10_000 + len(added), fmt(when), rng)
             message["message"] = text
             added.append(message)
+            self._activity.pop(session_id, None)
             old = (session.last, session_id)
             position = bisect.bisect_left(self._index, old)
             if position < len(self._index) and self._index[position] == old:

@@ -77,6 +77,11 @@ class EmulatorConfig:
     #: page tokens that lead nowhere new, for one route (page_token_loop_route): "repeat" gives back
     #: the token it was given; "cycle" goes back to the first token from the third page (A, B, A, B, ...)
     page_token_loop: str = ""
+    #: share of (session, month) pairs the sent_message_time and received_message_time lists leave
+    #: out (0: they list what Zoom documents), for the tap's check of those filters
+    activity_under_report: float = 0.0
+    #: leave each session's last month in those lists (so only the sample check can see the gaps)
+    activity_under_report_spares_last: bool = False
     page_token_loop_route: str = "sessions"  # noqa: S105 (a route name, not a secret)
 
 
@@ -493,7 +498,20 @@ class _Api:
         if filter_type not in ("last_message_time", "sent_message_time", "received_message_time"):
             raise _zoom_error(400, 300, "Invalid field: filter_type")
         lo, hi = parse_range(query, dt.timedelta(days=30), self.em.now())
-        ids = self.account.sessions_between(lo, hi, session_type, owner_id)
+        if filter_type == "last_message_time":
+            ids = self.account.sessions_between(lo, hi, session_type, owner_id)
+        else:
+            direction = "Out" if filter_type == "sent_message_time" else "In"
+            config = self.em.config
+            ids = self.account.sessions_active(
+                lo,
+                hi,
+                direction,
+                session_type,
+                owner_id,
+                under_report=config.activity_under_report,
+                spare_last=config.activity_under_report_spares_last,
+            )
         page, token, size = self.em.page(path, query, ids, PHONE_LIMITS)
         records = [self.account.session_record(sid, account_view=owner_id is None) for sid in page]
         if phone := query.get("phone_number", [""])[0]:

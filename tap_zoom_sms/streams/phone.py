@@ -25,6 +25,13 @@ from functools import partial
 from http import HTTPStatus
 
 from tap_zoom_sms.client import BaseStream, ZoomStream
+from tap_zoom_sms.discovery import (
+    SAMPLE_FROM_WINDOWS,
+    BoundaryMessages,
+    Discovery,
+    DiscoveryFellShortError,
+    sessions_path,
+)
 from tap_zoom_sms.errors import SessionGoneError, ZoomAPIError
 from tap_zoom_sms.prefetch import Prefetcher
 from tap_zoom_sms.responses import SESSION_GONE_CODES, describe_error, error_fields, zoom_json
@@ -51,6 +58,13 @@ class _WindowEnd:
     covered: dt.datetime
 
 
+@dataclass(frozen=True)
+class _Activity:
+    """A session with messages in a window that does not list it (its last message is later)."""
+
+    context: dict[str, str]
+
+
 class SmsSessionsStream(ZoomStream):
     """GET /phone/sms/sessions: every session of the account, by last message time.
 
@@ -65,15 +79,20 @@ class SmsSessionsStream(ZoomStream):
     records_key = "sms_sessions"
 
     messages_since: dt.datetime
+    #: how this run finds the months of each session's messages (None: the exhaustive walk)
+    _discovery: Discovery | None = None
+    #: the sessions listed by their last message in the window being read
+    _listed: set[str]
     #: sessions read ahead of the SDK, and the ends of their windows (see get_records)
     _ahead: collections.deque[dict[str, t.Any] | _WindowEnd] | None = None
     #: the partition (user) being read, whose bookmark the windows commit
     _context: Context | None = None
+    _prefetcher: Prefetcher | None = None
 
     @property
     def path(self) -> str:  # type: ignore[override]
         """Return the account's list, or a user's when ``user_ids`` is set."""
-        return "/phone/users/{user_id}/sms/sessions" if self.config.get("user_ids") else "/phone/sms/sessions"
+        return sessions_path(self.config)
 
     @property
     def partitions(self) -> list[dict[str, str]] | None:
@@ -95,25 +114,73 @@ class SmsSessionsStream(ZoomStream):
         self.messages_since = start
         if pending := state.get("messages_since"):
             self.messages_since = max(self._tap.start_date, min(parse_time(pending), start))
+        self._discovery = None
+        messages = self._messages_stream()
+        if messages is not None:
+            messages.boundary = None
+        if self._discovery_mode(state) == "activity":
+            # month by month from the messages' lower bound: the months before the bookmark that an
+            # interrupted run still owes are read for every session active in them
+            start = self.messages_since
+            count = sum(1 for _ in month_windows(start, self._tap.end_date))
+            if count > 1:
+                self._discovery = Discovery(self._tap, context, sample=count >= SAMPLE_FROM_WINDOWS)
+                if messages is not None:
+                    messages.boundary = BoundaryMessages()
+        self._listed = set()
         return month_windows(start, self._tap.end_date)
 
+    def _messages_stream(self) -> SmsMessagesStream | None:
+        return next((s for s in self.child_streams if isinstance(s, SmsMessagesStream)), None)
+
+    def _discovery_mode(self, state: dict[str, t.Any]) -> str:
+        """Return the run's message discovery: the setting's, unless an earlier check fell back."""
+        return state.get("message_discovery") or self.config["message_discovery"]
+
     def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
+        """List sessions and read their messages; start again exhaustively if discovery falls short.
+
+        When Zoom's activity lists miss a session (see :mod:`tap_zoom_sms.discovery`),
+        what they gave may have missed other messages in the months already read: the
+        bookmark goes back to this run's lower bound, the state remembers the fallback,
+        and the run reads the whole range again with the exhaustive walk.
+        """
+        while True:
+            try:
+                yield from self._read(context)
+                return
+            except DiscoveryFellShortError as exc:
+                self.logger.warning(
+                    "%s: reading every month of every session instead (message_discovery: exhaustive), from %s again",
+                    exc,
+                    format_zoom_time(self.messages_since),
+                )
+                since = format_zoom_time(self.messages_since)
+                state = self.get_context_state(context)
+                state["message_discovery"] = "exhaustive"
+                self.commit_bookmark(self.messages_since, context, messages_since=since)
+
+    def _read(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
         """List sessions, fetching the messages of the next few while the SDK writes the current one.
 
         Bookmarks commit in order: a window's bookmark moves only after every session
         read ahead of it has been written, messages and all.
         """
         self._context = context
-        messages = next((s for s in self.child_streams if isinstance(s, SmsMessagesStream)), None)
+        messages = self._messages_stream()
         workers = int(self.config["max_concurrent_requests"])
         if messages is None or workers <= 1 or not (messages.selected or messages.has_selected_descendents):
-            yield from super().get_records(context)
+            for record in super().get_records(context):
+                self._listed.add(record["session_id"])
+                yield record
             return
         prefetcher = Prefetcher(lambda: SmsMessagesStream(tap=self._tap), workers)
         messages.prefetcher = prefetcher
         self._ahead = collections.deque()
+        self._prefetcher = prefetcher
         try:
             for record in super().get_records(context):
+                self._listed.add(record["session_id"])
                 prefetcher.submit(record["session_id"], self.get_child_context(record, context))
                 self._ahead.append(record)
                 while len(self._ahead) > 2 * workers:
@@ -121,7 +188,7 @@ class SmsSessionsStream(ZoomStream):
             while self._ahead:
                 yield from self._release()
         finally:
-            self._ahead = None
+            self._ahead = self._prefetcher = None
             messages.prefetcher = None
             prefetcher.close()
 
@@ -131,6 +198,8 @@ class SmsSessionsStream(ZoomStream):
         item = self._ahead.popleft()
         if isinstance(item, _WindowEnd):
             self._commit(item)
+        elif isinstance(item, _Activity):
+            self._sync_children(item.context)
         else:
             yield item
 
@@ -144,19 +213,42 @@ class SmsSessionsStream(ZoomStream):
 
     def get_child_context(self, record: dict, context: Context | None) -> dict:  # noqa: ARG002
         """Tell the messages stream which session to read, and from when to when."""
-        until = record.get("last_access_time") or format_zoom_time(self._paginator.current_value.window.end)
-        return {
-            "session_id": record["session_id"],
-            "messages_since": format_zoom_time(self.messages_since),
-            "messages_until": until,
-        }
+        window = self._paginator.current_value.window
+        until = record.get("last_access_time") or format_zoom_time(window.end)
+        # with discovery, the earlier months of the session were read as the months went by
+        since = window.start if self._discovery is not None else self.messages_since
+        return {"session_id": record["session_id"], "messages_since": format_zoom_time(since), "messages_until": until}
 
     def on_window_done(self, window: Window, last: bool, covered: dt.datetime) -> None:
-        """Commit ``window``, or queue its commit behind the sessions still read ahead."""
+        """Read the window's other active sessions, then commit it (or queue both behind the sessions read ahead)."""
+        listed, self._listed = self._listed, set()
+        if self._discovery is not None:
+            for context in self._active_elsewhere(window, listed):
+                if self._ahead is not None and self._prefetcher is not None:
+                    self._prefetcher.submit(context["session_id"], context)
+                    self._ahead.append(_Activity(context))
+                else:
+                    self._sync_children(context)
         if self._ahead is not None:
             self._ahead.append(_WindowEnd(window, last, covered))
         else:
             self._commit(_WindowEnd(window, last, covered))
+
+    def _active_elsewhere(self, window: Window, listed: set[str]) -> list[dict[str, str]]:
+        """Return the contexts that read ``window`` for its active sessions listed in a later window.
+
+        Checks the activity lists first (see :mod:`tap_zoom_sms.discovery`); at the
+        first window, a sample of sessions is walked exhaustively for that check.
+        """
+        assert self._discovery is not None  # noqa: S101
+        windows = list(month_windows(self.messages_since, self._tap.end_date))
+        self._discovery.take_sample(windows, SmsMessagesStream(tap=self._tap).message_times)
+        active = self._discovery.active(window)
+        self._discovery.check(window, active, listed)
+        since, until = format_zoom_time(window.start), format_zoom_time(window.end)
+        return [
+            {"session_id": sid, "messages_since": since, "messages_until": until} for sid in sorted(active - listed)
+        ]
 
     def _commit(self, done: _WindowEnd) -> None:
         """Advance the bookmark to what ``done.window`` covered: its sessions and messages are all out.
@@ -169,7 +261,10 @@ class SmsSessionsStream(ZoomStream):
         """
         end_date = self._tap.end_date
         reached_present = done.last and (end_date is None or done.window.end < end_date)
-        since = done.covered if reached_present else self.messages_since
+        # with discovery, every session's messages up to the window's end have been read
+        since = done.covered if reached_present or self._discovery is not None else self.messages_since
+        if reached_present:
+            self.get_context_state(self._context).pop("message_discovery", None)
         self.commit_bookmark(done.covered, self._context, messages_since=format_zoom_time(since))
 
 
@@ -198,8 +293,18 @@ class SmsMessagesStream(ZoomStream):
 
     #: set by the sessions stream while it reads messages ahead in worker threads
     prefetcher: Prefetcher | None = None
+    #: set by the sessions stream while discovery reads each session month by month
+    boundary: BoundaryMessages | None = None
 
     def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
+        """Read the session's messages (or take them, read ahead), each once across the windows of a run."""
+        records = self._read(context)
+        if self.boundary is None:
+            yield from records
+        else:
+            yield from filter(self.boundary.first_sighting, records)
+
+    def _read(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
         """Read the session's messages (or take them, read ahead); skip a session deleted since it was listed."""
         assert context is not None  # noqa: S101
         if self.prefetcher is not None:
@@ -224,6 +329,14 @@ class SmsMessagesStream(ZoomStream):
             for attachment in message["attachments"]
         ]
         return message
+
+    def message_times(self, session_id: str, since: str, until: str) -> list[str]:
+        """Return the times of the session's messages in ``[since, until]``, month by month (no file downloads)."""
+        context = {"session_id": session_id, "messages_since": since, "messages_until": until}
+        try:
+            return [message["date_time"] for message in ZoomStream.get_records(self, context)]
+        except SessionGoneError:
+            return []
 
     def fetch_message(self, session_id: str, message_id: str) -> dict[str, t.Any] | None:
         """GET one message (with fresh download URLs); None if it, or its session, no longer exists."""
