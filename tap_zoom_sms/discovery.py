@@ -139,6 +139,11 @@ class Discovery:
             found |= activity.session_ids(window, self._context)
         return found
 
+    @property
+    def sample_due(self) -> bool:
+        """Say whether the sample is still to be taken (once per run, at its first window)."""
+        return self._latest is not None
+
     def take_sample(self, windows: t.Sequence[Window], walk: Walker) -> None:
         """Walk a sample of sessions over the range of ``windows``, once, before its first window is checked.
 

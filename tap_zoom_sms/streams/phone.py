@@ -241,8 +241,16 @@ class SmsSessionsStream(ZoomStream):
         first window, a sample of sessions is walked exhaustively for that check.
         """
         assert self._discovery is not None  # noqa: S101
-        windows = list(month_windows(self.messages_since, self._tap.end_date))
-        self._discovery.take_sample(windows, SmsMessagesStream(tap=self._tap).message_times)
+        if self._discovery.sample_due:
+            windows = list(month_windows(self.messages_since, self._tap.end_date))
+            before = self._tap.progress.requests
+            self._discovery.take_sample(windows, SmsMessagesStream(tap=self._tap).message_times)
+            self.logger.info(
+                "Discovery sample: %d sessions walked over %d windows to check Zoom's activity lists (%d requests)",
+                len(self._discovery.sample),
+                len(windows),
+                self._tap.progress.requests - before,
+            )
         active = self._discovery.active(window)
         self._discovery.check(window, active, listed)
         since, until = format_zoom_time(window.start), format_zoom_time(window.end)
