@@ -18,6 +18,8 @@ if t.TYPE_CHECKING:
     from tap_zoom_sms.emulator import Emulator
 
 TAP = str(Path(sys.executable).with_name("tap-zoom-sms"))
+#: Seconds after which a run still going is killed: far beyond any run of the tests or benchmarks.
+DEADLINE = 1800.0
 KEYS = {
     "sms_sessions": ("session_id",),
     "sms_messages": ("message_id",),
@@ -105,18 +107,20 @@ def run_tap(
     for reader in readers:
         reader.start()
     signalled = None
-    if kill_after_requests is not None or kill_after_seconds is not None or stop_when is not None:
-        while _running(process):
-            if kill_after_requests is not None and emulator.stats.snapshot()["total_requests"] >= kill_after_requests:
-                break
-            if kill_after_seconds is not None and time.monotonic() - started >= kill_after_seconds:
-                break
-            if stop_when is not None and stop_when():
-                break
-            time.sleep(0.005)
-        if _running(process):
-            signalled = time.monotonic()
-            process.send_signal(stop_signal)
+    while _running(process):
+        if kill_after_requests is not None and emulator.stats.snapshot()["total_requests"] >= kill_after_requests:
+            break
+        if kill_after_seconds is not None and time.monotonic() - started >= kill_after_seconds:
+            break
+        if stop_when is not None and stop_when():
+            break
+        if time.monotonic() - started >= DEADLINE:
+            process.kill()  # a run that hangs fails its test (exit -9) instead of hanging CI
+            break
+        time.sleep(0.005)
+    if _running(process) and (kill_after_requests, kill_after_seconds, stop_when) != (None, None, None):
+        signalled = time.monotonic()
+        process.send_signal(stop_signal)
     _, status, usage = os.wait4(process.pid, 0)
     ended = time.monotonic()
     seconds = ended - started

@@ -121,6 +121,8 @@ class ZoomStream(BaseStream, RESTStream[WindowPage]):
     rate_limit_label: t.ClassVar[str] = "Medium"
     #: The key of the records' array in a page.
     records_key: t.ClassVar[str]
+    #: Whether the run's progress line follows this stream's windows (a top-level stream's).
+    shows_progress: t.ClassVar[bool] = True
 
     _tap: TapZoomSms
     _paginator: WindowPaginator
@@ -212,7 +214,7 @@ class ZoomStream(BaseStream, RESTStream[WindowPage]):
         windows share is emitted once.
         """
         windows = self.windows(context)
-        if self.parent_stream_type is None:  # a session's own windows say nothing of the run's progress
+        if self.shows_progress:
             windows = self._tap.progress.windows(self.name, windows, self._tap.end_date)
         first = next(windows, None)
         if first is None:

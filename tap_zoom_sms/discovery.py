@@ -91,6 +91,7 @@ class SessionActivity(ZoomStream):
     primary_keys = ("session_id",)
     replication_key = "last_access_time"
     records_key = "sms_sessions"
+    shows_progress = False  # the sessions stream's own windows are the run's progress
 
     def __init__(self, tap: TapZoomSms, filter_type: str) -> None:
         """List sessions of ``tap``'s account by ``filter_type``."""

@@ -48,7 +48,7 @@ def test_a_run_logs_progress_at_an_interval_and_at_the_end(
         f"{counts.get('attachments', 0):,} attachments, {counts['contact_center_sms']:,} engagements written"
     ) in final
     # no line per request, record or session: a few lines in all for hundreds of requests
-    assert requests > 200
+    assert requests > 100
     assert len(info) - len(lines) < 20, [r.getMessage()[:80] for r in info][:40]
 
 

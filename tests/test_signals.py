@@ -17,6 +17,8 @@ HANG_MS = 600_000
 #: A generous bound on the time from the signal to the exit (the tap takes well under a second).
 STOPS_WITHIN = 30
 TERM = signal.SIGTERM
+#: If what a test waits for never happens, the signal is sent after this anyway (no test hangs).
+SAFETY = 120
 
 
 @pytest.fixture
@@ -44,13 +46,38 @@ def assert_interrupted(run: Run, signum: int) -> None:
 
 def test_sigterm_while_message_requests_hang(emulator: Emulator, tmp_path: Path) -> None:
     emulator.config.endpoint_latency_ms = {"session_details": HANG_MS}
-    config = emulator.tap_config(medium_requests_per_second=0, request_timeout=900)
+    # the exhaustive walk: every details request comes from the message workers, four of them in flight
+    config = emulator.tap_config(medium_requests_per_second=0, request_timeout=900, message_discovery="exhaustive")
 
-    run = run_tap(emulator, tmp_path, config, stop_when=arrived(emulator, "session_details", 4), stop_signal=TERM)
+    run = run_tap(
+        emulator,
+        tmp_path,
+        config,
+        kill_after_seconds=SAFETY,
+        stop_when=arrived(emulator, "session_details", 4),
+        stop_signal=TERM,
+    )
 
     assert_interrupted(run, signal.SIGTERM)
     states = [m for m in run.messages if m["type"] == "STATE"]
     assert states  # the STATE of completed work (the session list's, and Contact Center's) was written
+
+
+def test_sigterm_while_the_discovery_sample_is_walked(emulator: Emulator, tmp_path: Path) -> None:
+    """A backfill's sample check walks sessions from the main thread: a request of it hangs."""
+    emulator.config.endpoint_latency_ms = {"session_details": HANG_MS}
+    config = emulator.tap_config(medium_requests_per_second=0, request_timeout=900)
+
+    run = run_tap(
+        emulator,
+        tmp_path,
+        config,
+        kill_after_seconds=SAFETY,
+        stop_when=arrived(emulator, "session_details"),
+        stop_signal=TERM,
+    )
+
+    assert_interrupted(run, signal.SIGTERM)
 
 
 def test_sigint_while_retrying_server_faults(emulator: Emulator, tmp_path: Path) -> None:
@@ -70,7 +97,9 @@ def test_sigterm_during_a_token_request(emulator: Emulator, tmp_path: Path) -> N
     emulator.config.endpoint_latency_ms = {"token": HANG_MS}
     config = emulator.tap_config(request_timeout=900)
 
-    run = run_tap(emulator, tmp_path, config, stop_when=arrived(emulator, "token"), stop_signal=TERM)
+    run = run_tap(
+        emulator, tmp_path, config, kill_after_seconds=SAFETY, stop_when=arrived(emulator, "token"), stop_signal=TERM
+    )
 
     assert_interrupted(run, signal.SIGTERM)
     assert not [m for m in run.messages if m["type"] == "RECORD"]
@@ -82,6 +111,13 @@ def test_sigterm_while_files_download(emulator: Emulator, tmp_path: Path) -> Non
         medium_requests_per_second=0, request_timeout=900, attachments_download_path=str(tmp_path / "files")
     )
 
-    run = run_tap(emulator, tmp_path, config, stop_when=arrived(emulator, "file_download", 2), stop_signal=TERM)
+    run = run_tap(
+        emulator,
+        tmp_path,
+        config,
+        kill_after_seconds=SAFETY,
+        stop_when=arrived(emulator, "file_download", 2),
+        stop_signal=TERM,
+    )
 
     assert_interrupted(run, signal.SIGTERM)

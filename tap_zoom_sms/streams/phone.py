@@ -285,6 +285,7 @@ class SmsMessagesStream(ZoomStream):
     replication_key = "date_time"
     records_key = "sms_histories"
     parent_stream_type = SmsSessionsStream
+    shows_progress = False  # a session's own windows say nothing of the run's progress
     #: One state entry for the stream, not one per session: state must stay small.
     state_partitioning_keys: t.ClassVar[list[str]] = []
 
