@@ -99,7 +99,7 @@ def _instant(value: t.Any, where: str) -> dt.datetime:
         raise StateError(f"{where} {value!r} is not a date-time") from None
 
 
-def future_bookmarks(state: dict[str, t.Any], now: dt.datetime) -> list[str]:
+def future_bookmarks(state: t.Mapping[str, t.Any], now: dt.datetime) -> list[str]:
     """Return a description of every bookmark later than ``now`` plus :data:`FUTURE_TOLERANCE`."""
     found = []
     for stream, stream_state in (state.get("bookmarks") or {}).items():

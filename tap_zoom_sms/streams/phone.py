@@ -84,7 +84,7 @@ class SmsSessionsStream(ZoomStream):
     #: the sessions listed by their last message in the window being read
     _listed: set[str]
     #: sessions read ahead of the SDK, and the ends of their windows (see get_records)
-    _ahead: collections.deque[dict[str, t.Any] | _WindowEnd] | None = None
+    _ahead: collections.deque[dict[str, t.Any] | _WindowEnd | _Activity] | None = None
     #: the partition (user) being read, whose bookmark the windows commit
     _context: Context | None = None
     _prefetcher: Prefetcher | None = None
