@@ -105,7 +105,7 @@ class SmsSessionsStream(ZoomStream):
         """
         self._context = context
         messages = next((s for s in self.child_streams if isinstance(s, SmsMessagesStream)), None)
-        workers = int(self.config["max_concurrent_requests"])
+        workers = self._tap.message_workers
         if messages is None or workers <= 1 or not (messages.selected or messages.has_selected_descendents):
             yield from super().get_records(context)
             return
