@@ -47,6 +47,13 @@ if t.TYPE_CHECKING:
 
 #: Where a message fetched with attachment files carries their downloads until it is written.
 DOWNLOADS_KEY = "_tap_zoom_sms_downloads"
+#: Where a session read ahead carries the context its messages were fetched for, until it is written.
+CHILD_CONTEXT_KEY = "_tap_zoom_sms_child_context"
+
+
+def fetch_key(context: t.Mapping[str, t.Any]) -> str:
+    """Name one fetch of a session's messages: its session and range (a session can be fetched twice in a run)."""
+    return f"{context['session_id']} {context['messages_since']} {context['messages_until']}"
 
 
 @dataclass(frozen=True)
@@ -58,11 +65,13 @@ class _WindowEnd:
     covered: dt.datetime
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Activity:
     """A session with messages in a window that does not list it (its last message is later)."""
 
     context: dict[str, str]
+    #: whether its messages are being fetched yet (see SmsSessionsStream._top_up)
+    submitted: bool = False
 
 
 class SmsSessionsStream(ZoomStream):
@@ -88,6 +97,11 @@ class SmsSessionsStream(ZoomStream):
     #: the partition (user) being read, whose bookmark the windows commit
     _context: Context | None = None
     _prefetcher: Prefetcher | None = None
+    _child_context: dict[str, str] | None = None
+    #: activity queued behind the read-ahead, not yet being fetched, and how many sessions are being fetched
+    _unsubmitted: collections.deque[_Activity]
+    _outstanding = 0
+    _read_ahead = 0
 
     @property
     def path(self) -> str:  # type: ignore[override]
@@ -168,7 +182,7 @@ class SmsSessionsStream(ZoomStream):
         """
         self._context = context
         messages = self._messages_stream()
-        workers = int(self.config["max_concurrent_requests"])
+        workers = self._tap.message_workers
         if messages is None or workers <= 1 or not (messages.selected or messages.has_selected_descendents):
             for record in super().get_records(context):
                 self._listed.add(record["session_id"])
@@ -177,13 +191,15 @@ class SmsSessionsStream(ZoomStream):
         prefetcher = Prefetcher(lambda: SmsMessagesStream(tap=self._tap), workers)
         messages.prefetcher = prefetcher
         self._ahead = collections.deque()
-        self._prefetcher = prefetcher
+        self._prefetcher, self._read_ahead = prefetcher, 2 * workers
+        self._unsubmitted, self._outstanding = collections.deque(), 0
         try:
             for record in super().get_records(context):
                 self._listed.add(record["session_id"])
-                prefetcher.submit(record["session_id"], self.get_child_context(record, context))
-                self._ahead.append(record)
-                while len(self._ahead) > 2 * workers:
+                child = self._context_for(record)
+                self._submit(child)
+                self._ahead.append({**record, CHILD_CONTEXT_KEY: child})
+                while len(self._ahead) > self._read_ahead:
                     yield from self._release()
             while self._ahead:
                 yield from self._release()
@@ -192,15 +208,37 @@ class SmsSessionsStream(ZoomStream):
             messages.prefetcher = None
             prefetcher.close()
 
+    def _submit(self, context: dict[str, t.Any]) -> None:
+        assert self._prefetcher is not None  # noqa: S101
+        self._prefetcher.submit(fetch_key(context), context)
+        self._outstanding += 1
+
+    def _top_up(self) -> None:
+        """Start fetching queued activity while fewer than the read-ahead's sessions are being fetched.
+
+        A month's active sessions are queued all at once, when its window ends: fetching
+        them as the queue drains keeps the messages held in memory to the read-ahead.
+        """
+        while self._unsubmitted and self._outstanding < self._read_ahead:
+            item = self._unsubmitted.popleft()
+            self._submit(item.context)
+            item.submitted = True
+
     def _release(self) -> t.Iterator[dict[str, t.Any]]:
         """Hand the oldest session read ahead to the SDK, or commit the window that ended before it."""
         assert self._ahead is not None  # noqa: S101
         item = self._ahead.popleft()
         if isinstance(item, _WindowEnd):
             self._commit(item)
-        elif isinstance(item, _Activity):
+            return
+        if isinstance(item, _Activity):
+            if not item.submitted:  # the queue's head: submitted before the others, as they come in order
+                self._unsubmitted.popleft()
+                self._submit(item.context)
             self._sync_children(item.context)
-        else:
+        self._outstanding -= 1
+        self._top_up()
+        if not isinstance(item, _Activity):
             yield item
 
     def get_url_params(self, context: Context | None, next_page_token: t.Any) -> dict[str, t.Any]:
@@ -211,8 +249,23 @@ class SmsSessionsStream(ZoomStream):
             "filter_type": "last_message_time",
         }
 
+    def post_process(self, row: dict, context: Context | None = None) -> dict:  # noqa: ARG002
+        """Take off the context a session read ahead was fetched for (see get_child_context)."""
+        self._child_context = row.pop(CHILD_CONTEXT_KEY, None)
+        return row
+
     def get_child_context(self, record: dict, context: Context | None) -> dict:  # noqa: ARG002
-        """Tell the messages stream which session to read, and from when to when."""
+        """Tell the messages stream which session to read, and from when to when.
+
+        A session read ahead is written after the list has moved on to later
+        windows: its messages were fetched for the context made when it was listed,
+        and that same context is given here, so the fetch is found and matches.
+        """
+        child, self._child_context = self._child_context, None
+        return child or self._context_for(record)
+
+    def _context_for(self, record: dict) -> dict[str, str]:
+        """Return the messages' context of a session just listed, in the window being read."""
         window = self._paginator.current_value.window
         until = record.get("last_access_time") or format_zoom_time(window.end)
         # with discovery, the earlier months of the session were read as the months went by
@@ -224,11 +277,14 @@ class SmsSessionsStream(ZoomStream):
         listed, self._listed = self._listed, set()
         if self._discovery is not None:
             for context in self._active_elsewhere(window, listed):
-                if self._ahead is not None and self._prefetcher is not None:
-                    self._prefetcher.submit(context["session_id"], context)
-                    self._ahead.append(_Activity(context))
+                if self._ahead is not None:
+                    item = _Activity(context)
+                    self._ahead.append(item)
+                    self._unsubmitted.append(item)
                 else:
                     self._sync_children(context)
+            if self._ahead is not None:
+                self._top_up()
         if self._ahead is not None:
             self._ahead.append(_WindowEnd(window, last, covered))
         else:
@@ -317,7 +373,7 @@ class SmsMessagesStream(ZoomStream):
         """Read the session's messages (or take them, read ahead); skip a session deleted since it was listed."""
         assert context is not None  # noqa: S101
         if self.prefetcher is not None:
-            fetched = self.prefetcher.take(context["session_id"])
+            fetched = self.prefetcher.take(fetch_key(context))
             if fetched is not None:
                 yield from fetched
                 return
