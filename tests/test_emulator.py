@@ -121,6 +121,7 @@ def test_latency_per_route_and_arrivals_are_counted(client: EmulatorClient) -> N
 @pytest.mark.parametrize("mode", ["repeat", "cycle"])
 def test_page_tokens_can_go_round_in_a_circle(client: EmulatorClient, mode: str) -> None:
     sid, messages = busiest_month(client.em.account)
+    client.em.reset_paging()
     client.em.config.page_token_loop, client.em.config.page_token_loop_route = mode, "session_details"
     window = {"from": messages[0]["date_time"], "to": messages[-1]["date_time"], "page_size": 5}
     tokens = []

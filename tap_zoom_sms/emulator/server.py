@@ -194,7 +194,8 @@ class Emulator:
             "Heavy": collections.deque(),
         }
         self._heavy_today = 0
-        self._first_tokens: dict[str, str] = {}
+        #: per looping query, the first two tokens it gave (A and B), given again as they were
+        self._first_tokens: dict[str, list[str]] = {}
         #: the clock of the per-second limits (a test may stop it, to make a burst land in one second)
         self.monotonic: t.Callable[[], float] = time.monotonic
         self._faults = random.Random(self.config.fault_seed)  # noqa: S311
@@ -212,6 +213,11 @@ class Emulator:
         if seconds > 0:
             time.sleep(seconds)
 
+    def reset_paging(self) -> None:
+        """Forget the first tokens the looping modes go back to."""
+        with self._lock:
+            self._first_tokens.clear()
+
     def loop_token(self, name: str, query: dict[str, list[str]], body: dict[str, t.Any]) -> None:
         """Replace the next page token of ``body`` as ``page_token_loop`` says (for route ``name``)."""
         mode, given = self.config.page_token_loop, query.get("next_page_token", [""])[0]
@@ -220,11 +226,15 @@ class Emulator:
         if mode == "repeat":
             body["next_page_token"] = given
             return
-        key = self._query_key(query)
+        key = self._query_key(query, name)
         with self._lock:
-            first = self._first_tokens.setdefault(key, given)
-        if given != first:
-            body["next_page_token"] = first
+            tokens = self._first_tokens.setdefault(key, [given])
+            if given != tokens[0]:
+                body["next_page_token"] = tokens[0]  # back to the first: A, B, A, B, ...
+            elif len(tokens) > 1:
+                body["next_page_token"] = tokens[1]  # the same B each time, to the letter
+            else:
+                tokens.append(body["next_page_token"])
 
     @property
     def url(self) -> str:
