@@ -51,8 +51,8 @@ MIN_SAMPLE, MAX_SAMPLE = 2, 50
 #: run, and relies on the check that costs nothing.
 SAMPLE_FROM_WINDOWS = 3
 ACTIVITY_FILTERS = ("sent_message_time", "received_message_time")
-#: Walks one session's messages over a range: ``(session_id, since, until) -> message times``.
-Walker = t.Callable[[str, str, str], t.Iterable[str]]
+#: Walks sessions' messages over a range: ``(session_ids, since, until) -> {session_id: message times}``.
+Walker = t.Callable[[list[str], str, str], t.Mapping[str, t.Iterable[str]]]
 
 
 class DiscoveryFellShortError(Exception):
@@ -164,7 +164,8 @@ class Discovery:
             chosen += listed[: size - len(chosen)]
             if size and len(chosen) >= size:
                 break
-        self.sample = {session_id: {month_of(when) for when in walk(session_id, since, until)} for session_id in chosen}
+        walks = walk(chosen, since, until)
+        self.sample = {session_id: {month_of(when) for when in walks[session_id]} for session_id in chosen}
 
     def check(self, window: Window, active: set[str], listed: set[str]) -> None:
         """Raise :class:`DiscoveryFellShortError` if ``window``'s activity lists missed a session.

@@ -20,10 +20,12 @@ import collections
 import datetime as dt
 import threading
 import typing as t
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from http import HTTPStatus
 
+from tap_zoom_sms import interrupts
 from tap_zoom_sms.client import BaseStream, ZoomStream
 from tap_zoom_sms.discovery import (
     SAMPLE_FROM_WINDOWS,
@@ -290,6 +292,26 @@ class SmsSessionsStream(ZoomStream):
         else:
             self._commit(_WindowEnd(window, last, covered))
 
+    def _walk(self, session_ids: list[str], since: str, until: str) -> dict[str, list[str]]:
+        """Return the message times of each session over ``[since, until]``, walking them at once.
+
+        Each walk is a request per window, one after the other: walked one session at a
+        time from this thread, the sample check would leave the workers idle for tens
+        of seconds at a second of latency.
+        """
+        local = threading.local()
+
+        def walk(session_id: str) -> list[str]:
+            if not hasattr(local, "stream"):
+                local.stream = SmsMessagesStream(tap=self._tap)
+            return local.stream.message_times(session_id, since, until)
+
+        pool = ThreadPoolExecutor(max(1, min(len(session_ids), self._tap.message_workers)), "zoom-sample")
+        try:
+            return dict(zip(session_ids, pool.map(walk, session_ids), strict=True))
+        finally:  # after a stop signal, not waiting for walks blocked in a read
+            pool.shutdown(wait=not interrupts.STOP.is_set(), cancel_futures=True)
+
     def _active_elsewhere(self, window: Window, listed: set[str]) -> list[dict[str, str]]:
         """Return the contexts that read ``window`` for its active sessions listed in a later window.
 
@@ -300,7 +322,7 @@ class SmsSessionsStream(ZoomStream):
         if self._discovery.sample_due:
             windows = list(month_windows(self.messages_since, self._tap.end_date))
             before = self._tap.progress.requests
-            self._discovery.take_sample(windows, SmsMessagesStream(tap=self._tap).message_times)
+            self._discovery.take_sample(windows, self._walk)
             self.logger.info(
                 "Discovery sample: %d sessions walked over %d windows to check Zoom's activity lists (%d requests)",
                 len(self._discovery.sample),
