@@ -69,6 +69,7 @@ class BaseStream(Stream):
     schema = StreamSchema(SCHEMAS)
     TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
     _schema_written = False
+    _tap: TapZoomSms
 
     def _write_schema_message(self) -> None:
         if not self._schema_written:
@@ -79,7 +80,7 @@ class BaseStream(Stream):
     def _every_field_selected(self) -> bool:
         return all(self.mask.values())
 
-    def _generate_record_messages(self, record: dict) -> t.Iterator[RecordMessage]:
+    def _generate_record_messages(self, record: dict) -> t.Generator[RecordMessage, None, None]:
         """Build the RECORD messages, without the per-record walks that would change nothing.
 
         The SDK walks every record to drop deselected fields and to conform types. When
@@ -116,7 +117,6 @@ class ZoomStream(BaseStream, RESTStream[WindowPage]):
     #: The key of the records' array in a page.
     records_key: t.ClassVar[str]
 
-    _tap: TapZoomSms
     _paginator: WindowPaginator
     _windows: t.Iterator[Window]
     _unauthorized_streak = 0

@@ -166,8 +166,7 @@ class Emulator:
     @property
     def url(self) -> str:
         """Return the base URL, e.g. http://127.0.0.1:8765."""
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://127.0.0.1:{self._server.server_port}"
 
     def tap_config(self, **overrides: t.Any) -> dict[str, t.Any]:
         """Return a tap config that reads everything this emulator holds."""
