@@ -29,9 +29,13 @@ def meltano_lines(block: str) -> list[str]:
 
 
 def inline_meltano_commands() -> list[str]:
-    """The Meltano commands quoted inline in the README's prose (``meltano ...`` in backquotes)."""
+    """The ``meltano run`` and ``meltano config`` commands quoted inline in the README's prose.
+
+    Other inline mentions (``meltano init``, ``meltano add --from-ref``, a bare ``meltano config set``)
+    name a command rather than give one to run here.
+    """
     prose = re.sub(r"^```.*?^```", "", README.read_text(), flags=re.MULTILINE | re.DOTALL)
-    return re.findall(r"`(meltano [^`]+)`", prose)
+    return re.findall(r"`(meltano (?:run|config) [^`\s]+ [^`\s][^`\n]*)`", prose)
 
 
 def run_as_written(project: Path, line: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
