@@ -50,20 +50,25 @@ def clean_env(**extra: str) -> dict[str, str]:
     return {**env, "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false", **extra}
 
 
-def meltano(project: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """Run a Meltano command in ``project``; it must succeed."""
-    require(MELTANO)
+def run_in(project: Path, *command: str | Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run a command in ``project`` with :func:`clean_env` and ``env``; it must succeed."""
     result = subprocess.run(  # noqa: S603
-        [str(MELTANO), *args],
+        [str(part) for part in command],
         cwd=project,
         env=clean_env(**(env or {})),
         capture_output=True,
         text=True,
         check=False,
-        timeout=1200,
+        timeout=1500,
     )
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
     return result
+
+
+def meltano(project: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run a Meltano command in ``project``; it must succeed."""
+    require(MELTANO)
+    return run_in(project, MELTANO, *args, env=env)
 
 
 def tap_env(emulator: Emulator) -> dict[str, str]:

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 import typing as t
 
 import pytest
 
 from tap_zoom_sms.emulator import DatasetSpec, Emulator
 from tap_zoom_sms.emulator.__main__ import parse_args, tap_limits
-from tests.projects import ROOT, clean_env, copy_project, duckdb_counts, meltano, tap_env, truth_counts
+from tests.projects import ROOT, copy_project, duckdb_counts, meltano, run_in, tap_env, truth_counts
 
 if t.TYPE_CHECKING:
     from pathlib import Path
@@ -31,17 +30,8 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     project = copy_project(tmp_path_factory.mktemp("demo") / "project")
     # Meltano and uv as scripts/test installed them; .venv and the plugins are the copy's own
     (project / ".tools").symlink_to(ROOT / ".tools")
-    result = subprocess.run(  # noqa: S603
-        [str(project / "scripts" / "demo")],
-        cwd=project,
-        env=clean_env(DEMO_SESSIONS=str(DEMO_SESSIONS)),
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=1500,
-    )
-    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
-    return project, result.stdout
+    printed = run_in(project, project / "scripts" / "demo", env={"DEMO_SESSIONS": str(DEMO_SESSIONS)}).stdout
+    return project, printed
 
 
 def test_demo_prints_what_it_loaded(demo: tuple[Path, str]) -> None:

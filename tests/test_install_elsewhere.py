@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from tap_zoom_sms.emulator import DatasetSpec, Emulator
-from tests.projects import ROOT, clean_env, meltano, tap_env, truth_counts
+from tests.projects import ROOT, meltano, run_in, tap_env, truth_counts
 from tests.readme import bash_blocks, meltano_lines, run_as_written
 
 if t.TYPE_CHECKING:
@@ -35,16 +35,7 @@ def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """What the release check wrote, as the recipe's first command runs it."""
     assert recipe()[0] == "scripts/release-check"
     out = tmp_path_factory.mktemp("release") / "dist"
-    result = subprocess.run(  # noqa: S603
-        [str(ROOT / "scripts" / "release-check"), str(out)],
-        cwd=ROOT,
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=900,
-    )
-    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+    run_in(ROOT, ROOT / "scripts" / "release-check", out)
     return out
 
 
