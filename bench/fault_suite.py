@@ -7,6 +7,12 @@ must be stored with the right content):
   qps-429     the tap unpaced against per-second limits: sustained 429s with Retry-After
   daily-cap   Zoom's daily Heavy cap is reached mid-run; a second run after the reset resumes
   sigkill     the tap is killed (SIGKILL) after 30% and again after 60% of its requests, then resumed
+  sigterm     the same with SIGTERM, what orchestrators send: each stop exits 143 at once
+  late-data   Zoom's clock 3 s behind the tap's; after a first run, Zoom shows messages stamped
+              1 s, 1 min and 10 min before its bookmark, sessions whose last message is 15 s and
+              2 min before it, and messages stamped at its own "now"; a second run must get them all
+  circular-token  session details answer page tokens that go round in a circle (A, B, A, ...),
+              pages of 5: the run stops with one line (exit 1); once Zoom recovers, the next run resumes
 
 Run: .venv/bin/python -m bench.fault_suite [--sessions N]   (prints a Markdown table)
 """
@@ -15,8 +21,10 @@ from __future__ import annotations
 
 import argparse
 import collections
+import datetime as dt
 import hashlib
 import json
+import signal
 import sys
 import typing as t
 from dataclasses import dataclass, field
@@ -25,6 +33,7 @@ from pathlib import Path
 from bench.runner import Run, run_tap, truth
 from tap_zoom_sms.emulator import DatasetSpec, Emulator
 from tap_zoom_sms.emulator.data import file_bytes
+from tap_zoom_sms.windows import parse_time
 
 
 @dataclass
@@ -71,6 +80,32 @@ def finish(outcome: Outcome, emulator: Emulator, got: dict[str, set[tuple]], fil
     return outcome
 
 
+#: The emulator's settings in each scenario (the faults scenario's short-lived and revoked
+#: tokens and page tokens test renewals and restarts under faults).
+SETTINGS: dict[str, dict[str, t.Any]] = {
+    "faults": {
+        "fault_rate": 0.1,
+        "fault_kinds": ["http_500", "drop", "truncated"],
+        "file_fault_rate": 0.1,
+        "token_ttl": 5,
+        "token_max_uses": 200,
+        "page_token_ttl": 2,
+    },
+    "qps-429": {"medium_qps": 8, "heavy_qps": 4},
+    "daily-cap": {"heavy_daily": 6},
+    "sigkill": {},
+    "sigterm": {},
+    "late-data": {"clock_skew_seconds": -3},
+    "circular-token": {"page_token_loop": "cycle", "page_token_loop_route": "session_details"},
+}
+#: The tap's settings that differ in a scenario: with pages of 5, every busy session (60 or more
+#: messages in a month, however its burst falls on the calendar) has the 4 pages a circle needs.
+TAP_SETTINGS: dict[str, dict[str, t.Any]] = {"circular-token": {"page_size": 5}}
+#: The signal that stops the runs of a scenario that is stopped twice and resumed.
+STOP_SIGNALS = {"sigkill": signal.SIGKILL, "sigterm": signal.SIGTERM}
+SCENARIOS = tuple(SETTINGS)
+
+
 def scenario(name: str, sessions: int, workdir: Path) -> Outcome:
     """Run one named scenario and return its figures."""
     spec = DatasetSpec(seed=17, sessions=sessions, engagements=max(20, sessions // 3))
@@ -78,53 +113,80 @@ def scenario(name: str, sessions: int, workdir: Path) -> Outcome:
     base = {"medium_requests_per_second": 0, "heavy_requests_per_second": 0, "page_size": 20}
     files = workdir / f"files-{name}"
     with Emulator(spec) as emulator:
-        config = emulator.tap_config(**base, attachments_download_path=str(files))
-        got: dict[str, set[tuple]] = collections.defaultdict(set)
-        state = None
-        if name == "faults":
-            emulator.config.fault_rate = 0.1
-            emulator.config.fault_kinds = ["http_500", "drop", "truncated"]
-            emulator.config.file_fault_rate = 0.1
-            emulator.config.token_ttl = 5
-            emulator.config.page_token_ttl = 2
-            plan = [None]
-        elif name == "qps-429":
-            emulator.config.medium_qps = 8
-            emulator.config.heavy_qps = 4
-            plan = [None]
-        elif name == "daily-cap":
-            emulator.config.heavy_daily = 6
-            plan = [None, "reset"]
-        elif name == "sigkill":
-            plan = [None]  # a clean run first, to know how many requests a run takes
+        for key, value in SETTINGS[name].items():
+            setattr(emulator.config, key, value)
+        settings = {**base, **TAP_SETTINGS.get(name, {})}
+        config = emulator.tap_config(**settings, attachments_download_path=str(files))
+        if name in STOP_SIGNALS:
+            outcome.runs = stopped_runs(emulator, workdir, config, STOP_SIGNALS[name])
         else:
-            raise ValueError(name)
-
-        if name == "sigkill":
-            if run_tap(emulator, workdir, config, None).returncode != 0:
-                raise RuntimeError("the clean run failed")
-            total = emulator.stats.snapshot()
-            emulator.stats.reset()
-            stops = [int(total["total_requests"] * 0.3), int(total["total_requests"] * 0.6), None]
-            for stop in stops:  # killed, resumed and killed again, resumed to the end
-                run = run_tap(emulator, workdir, config, state, kill_after_requests=stop)
-                outcome.runs.append(run)
-                records, reached = run.kept()
-                for stream, keys in records.items():
-                    got[stream] |= keys
-                state = reached or state
-            return finish(outcome, emulator, got, files)
-
-        for step in plan:
-            if step == "reset":
-                emulator.reset_daily_limit()
-                emulator.config.heavy_daily = 0
-            run = run_tap(emulator, workdir, config, state)
-            outcome.runs.append(run)
-            records, state = run.kept()
-            for stream, keys in records.items():
+            outcome.runs = resumed_runs(emulator, workdir, config, BETWEEN_RUNS.get(name, []))
+        got: dict[str, set[tuple]] = collections.defaultdict(set)
+        for run in outcome.runs:
+            for stream, keys in run.kept()[0].items():
                 got[stream] |= keys
         return finish(outcome, emulator, got, files)
+
+
+def stopped_runs(emulator: Emulator, workdir: Path, config: dict, how: int) -> list[Run]:
+    """Stop the tap after 30% and again after 60% of a full run's requests, then resume it to the end."""
+    if run_tap(emulator, workdir, config, None).returncode != 0:  # a clean run, to count its requests
+        raise RuntimeError("the clean run failed")
+    total = emulator.stats.snapshot()["total_requests"]
+    emulator.stats.reset()
+    runs: list[Run] = []
+    state = None
+    for stop in (int(total * 0.3), int(total * 0.6), None):
+        runs.append(run_tap(emulator, workdir, config, state, kill_after_requests=stop, stop_signal=how))
+        state = runs[-1].kept()[1] or state
+    return runs
+
+
+def resumed_runs(
+    emulator: Emulator, workdir: Path, config: dict, between: list[t.Callable[[Emulator, dict | None], None]]
+) -> list[Run]:
+    """Run the tap, then once more from its STATE after each change ``between`` makes."""
+    runs = [run_tap(emulator, workdir, config)]
+    state = runs[-1].kept()[1]
+    for change in between:
+        change(emulator, state)
+        runs.append(run_tap(emulator, workdir, config, state))
+        state = runs[-1].kept()[1] or state
+    return runs
+
+
+def reset_daily_cap(emulator: Emulator, state: dict | None) -> None:  # noqa: ARG001
+    """A new day: the daily cap no longer stops the run."""
+    emulator.reset_daily_limit()
+    emulator.config.heavy_daily = 0
+
+
+def recover_paging(emulator: Emulator, state: dict | None) -> None:  # noqa: ARG001
+    """Zoom's page tokens lead somewhere again."""
+    emulator.config.page_token_loop = ""
+
+
+def show_late_data(emulator: Emulator, state: dict | None) -> None:
+    """Add what Zoom shows only after a run, stamped before its bookmark (and at Zoom's own now)."""
+    if not state:
+        raise RuntimeError("the first run wrote no STATE")
+    bookmark = parse_time(state["bookmarks"]["sms_sessions"]["replication_key_value"])
+    account = emulator.account
+    quiet = account.sessions_between(account.start, account.anchor - dt.timedelta(days=60), "all")
+    for session_id, seconds in zip(quiet, (1, 60, 600), strict=False):
+        account.add_message(session_id, bookmark - dt.timedelta(seconds=seconds), "shown late")
+    for seconds in (15, 120):
+        account.add_message(None, bookmark - dt.timedelta(seconds=seconds), "a session shown late")
+    account.add_message(quiet[3], emulator.now(), "stamped at Zoom's now")
+    account.add_message(None, emulator.now(), "a new session at Zoom's now")
+
+
+#: What changes between the runs of a scenario run more than once.
+BETWEEN_RUNS: dict[str, list[t.Callable[[Emulator, dict | None], None]]] = {
+    "daily-cap": [reset_daily_cap],
+    "late-data": [show_late_data],
+    "circular-token": [recover_paging],
+}
 
 
 def table(outcomes: list[Outcome]) -> str:
@@ -154,7 +216,7 @@ def main(argv: t.Sequence[str] | None = None) -> None:
     parser.add_argument("--sessions", type=int, default=120)
     parser.add_argument("--scenario", action="append", help="run only these (default: all)")
     args = parser.parse_args(argv)
-    names = args.scenario or ["faults", "qps-429", "daily-cap", "sigkill"]
+    names = args.scenario or list(SCENARIOS)
     with tempfile.TemporaryDirectory() as workdir:
         outcomes = [scenario(name, args.sessions, Path(workdir)) for name in names]
     print(table(outcomes))  # noqa: T201

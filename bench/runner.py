@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -35,6 +36,10 @@ class Run:
     seconds: float
     cpu_seconds: float
     max_rss_mb: float
+    #: seconds from the stop signal to the process's exit (None: it was not stopped)
+    stop_seconds: float | None = None
+    #: whether the output ended in a line that is not whole JSON (what a SIGKILL can leave)
+    cut_short: bool = False
 
     def kept(self) -> tuple[dict[str, set[tuple]], dict | None]:
         """Records up to the last STATE (what a target commits), and that STATE."""
@@ -66,10 +71,14 @@ def run_tap(
     *,
     kill_after_requests: int | None = None,
     kill_after_seconds: float | None = None,
+    stop_when: t.Callable[[], bool] | None = None,
+    stop_signal: int = signal.SIGKILL,
     catalog: dict | None = None,
     prelude: str | None = None,
 ) -> Run:
-    """Run the tap in its own process; SIGKILL it after so many requests or seconds if asked.
+    """Run the tap in its own process; stop it after so many requests or seconds, or once ``stop_when()``.
+
+    It is stopped with ``stop_signal`` (SIGKILL unless told otherwise).
 
     ``prelude`` runs Python before the tap's entry point in that process (to time the
     stock SDK path); without it the installed console script runs.
@@ -95,24 +104,32 @@ def run_tap(
     readers.append(threading.Thread(target=_watch_peak_rss, args=(process, peak_kb), daemon=True))
     for reader in readers:
         reader.start()
-    if kill_after_requests is not None or kill_after_seconds is not None:
-        while process.poll() is None:
+    signalled = None
+    if kill_after_requests is not None or kill_after_seconds is not None or stop_when is not None:
+        while _running(process):
             if kill_after_requests is not None and emulator.stats.snapshot()["total_requests"] >= kill_after_requests:
                 break
             if kill_after_seconds is not None and time.monotonic() - started >= kill_after_seconds:
                 break
+            if stop_when is not None and stop_when():
+                break
             time.sleep(0.005)
-        process.kill()
+        if _running(process):
+            signalled = time.monotonic()
+            process.send_signal(stop_signal)
     _, status, usage = os.wait4(process.pid, 0)
-    seconds = time.monotonic() - started
+    ended = time.monotonic()
+    seconds = ended - started
     process.returncode = os.waitstatus_to_exitcode(status)
     for reader in readers:
         reader.join(timeout=30)
     messages = []
+    cut_short = False
     for line in b"".join(out).decode().splitlines():
         try:
             messages.append(json.loads(line))
         except ValueError:  # the line a kill cut short
+            cut_short = True
             break
     return Run(
         returncode=process.returncode,
@@ -121,7 +138,14 @@ def run_tap(
         seconds=seconds,
         cpu_seconds=usage.ru_utime + usage.ru_stime,
         max_rss_mb=peak_kb[0] / 1024,
+        stop_seconds=None if signalled is None else ended - signalled,
+        cut_short=cut_short,
     )
+
+
+def _running(process: subprocess.Popen) -> bool:
+    """Say whether the process still runs, without reaping it (os.wait4 reads its resource use later)."""
+    return os.waitid(os.P_PID, process.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is None
 
 
 def _watch_peak_rss(process: subprocess.Popen, peak_kb: list[int]) -> None:

@@ -15,12 +15,33 @@ from singer_sdk.authenticators import BearerTokenAuthenticator, OAuthAuthenticat
 
 from tap_zoom_sms.errors import AuthError
 
-#: Attempts at the token endpoint when it cannot be reached or answers 5xx.
+#: Attempts at the token endpoint when it cannot be reached or answers 5xx: with
+#: request_timeout T and backoff waits of at most 1, 2 and 4 s, a token request gives
+#: up within 4T + 7 seconds.
 TOKEN_TRIES = 4
 
 
 class _TokenServerError(Exception):
     """The token endpoint failed on its side (5xx): worth another try."""
+
+
+class _TimeoutSession(requests.Session):
+    """A session whose every request waits at most ``timeout`` seconds.
+
+    The SDK's ``OAuthAuthenticator.update_access_token`` posts with a fixed 60-second
+    timeout, whatever the tap's ``request_timeout`` says; this is the narrowest place
+    to give the token request the same limit as every other request.
+    """
+
+    def __init__(self, timeout: float) -> None:
+        """Wait at most ``timeout`` seconds (to connect, and between bytes read)."""
+        super().__init__()
+        self._timeout = timeout
+
+    def request(self, *args: t.Any, **kwargs: t.Any) -> requests.Response:
+        """Send with this session's timeout, not the caller's."""
+        kwargs["timeout"] = self._timeout
+        return super().request(*args, **kwargs)
 
 
 #: Renew this long before Zoom's expiry (or a tenth of the lifetime, if shorter),
@@ -43,8 +64,14 @@ class ZoomS2SAuthenticator(OAuthAuthenticator):
         client_id: str,
         client_secret: str,
         auth_endpoint: str,
+        timeout: float = 60,
+        on_response: t.Callable[[requests.Response], None] | None = None,
     ) -> None:
-        """Keep the credentials; the first request fetches the first token."""
+        """Keep the credentials; the first request fetches the first token.
+
+        Token requests wait at most ``timeout`` seconds each; ``on_response`` sees
+        every answer of the token endpoint (to read Zoom's clock from it).
+        """
         basic = base64.b64encode(f"{client_id}:{client_secret}".encode()).decode("ascii")
         super().__init__(
             auth_endpoint=auth_endpoint,
@@ -57,7 +84,9 @@ class ZoomS2SAuthenticator(OAuthAuthenticator):
         # One layer of retries, ours (see _request_token): the SDK's session also retries
         # https POSTs ten times inside each attempt, so a token endpoint that cannot be
         # reached took minutes to report.
-        self._session = requests.Session()
+        self._session = _TimeoutSession(timeout)
+        if on_response is not None:
+            self._session.hooks["response"].append(lambda response, *_, **__: on_response(response))
 
     def authenticate_request(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
         """Add the bearer token, renewing it first if needed (one renewal at a time across threads)."""

@@ -8,6 +8,7 @@ from functools import cached_property
 from http import HTTPStatus
 from importlib import resources
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import requests
 from singer_sdk import RESTStream, SchemaDirectory, Stream, StreamSchema
@@ -80,6 +81,11 @@ class BaseStream(Stream):
     def _every_field_selected(self) -> bool:
         return all(self.mask.values())
 
+    def _write_record_message(self, record: dict) -> None:
+        """Write a record's messages, and count the record in the run's progress."""
+        self._tap.progress.record(self.name)
+        super()._write_record_message(record)
+
     def _generate_record_messages(self, record: dict) -> t.Generator[RecordMessage, None, None]:
         """Build the RECORD messages, without the per-record walks that would change nothing.
 
@@ -119,6 +125,7 @@ class ZoomStream(BaseStream, RESTStream[WindowPage]):
 
     _paginator: WindowPaginator
     _windows: t.Iterator[Window]
+    _what = "Zoom's list"
     _unauthorized_streak = 0
 
     @property
@@ -134,7 +141,7 @@ class ZoomStream(BaseStream, RESTStream[WindowPage]):
     @cached_property
     def requests_session(self) -> requests.Session:
         """Return a session paced by the limiter of this endpoint's label."""
-        return RateLimitedSession(self._tap.rate_limiters[self.rate_limit_label])
+        return RateLimitedSession(self._tap.rate_limiters[self.rate_limit_label], self._tap.progress.response)
 
     @property
     def timeout(self) -> int:
@@ -169,12 +176,16 @@ class ZoomStream(BaseStream, RESTStream[WindowPage]):
         """Return the windows to read for ``context``, oldest first."""
         raise NotImplementedError
 
-    def on_window_done(self, window: Window, last: bool) -> None:
-        """Run after every record of ``window`` has been processed (default: nothing)."""
+    def on_window_done(self, window: Window, last: bool, covered: dt.datetime) -> None:
+        """Run after every record of ``window`` has been processed (default: nothing).
+
+        ``covered`` is what a bookmark may claim: the window's end, capped by Zoom's
+        clock when it answered the window's first page.
+        """
 
     def get_new_paginator(self) -> WindowPaginator:
         """Return a paginator over the windows :meth:`get_records` prepared."""
-        self._paginator = WindowPaginator(self._windows, self.on_window_done)
+        self._paginator = WindowPaginator(self._windows, self.on_window_done, self._what)
         return self._paginator
 
     def get_url_params(
@@ -201,9 +212,12 @@ class ZoomStream(BaseStream, RESTStream[WindowPage]):
         windows share is emitted once.
         """
         windows = self.windows(context)
+        if self.parent_stream_type is None:  # a session's own windows say nothing of the run's progress
+            windows = self._tap.progress.windows(self.name, windows, self._tap.end_date)
         first = next(windows, None)
         if first is None:
             return
+        self._what = f"GET {urlsplit(self.get_url(context)).path}"
         self._windows = itertools.chain([first], windows)
         dedupe = WindowDedupe(self.primary_keys, str(self.replication_key))
         restarted: tuple[Window, int] | None = None

@@ -28,7 +28,7 @@ import requests
 from fsspec.implementations.local import LocalFileSystem
 from singer_sdk.exceptions import RetriableAPIError
 
-from tap_zoom_sms import retries
+from tap_zoom_sms import interrupts, retries
 from tap_zoom_sms.errors import StorageError, ZoomAPIError
 from tap_zoom_sms.responses import describe_error
 from tap_zoom_sms.retries import TRANSIENT, Retrying
@@ -170,8 +170,8 @@ class Downloader:
         return self._pool.submit(self.download, session_id, message_id, attachment, refresh)
 
     def close(self) -> None:
-        """Wait for the downloads under way, stop the pool, and log what this run stored."""
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        """Wait for the downloads under way (not after a stop signal), stop the pool, log what was stored."""
+        self._pool.shutdown(wait=not interrupts.STOP.is_set(), cancel_futures=True)
         totals = self.totals
         self._logger.info(
             "Attachment files: %d stored (%.1f MB) in %s, %d failed (left to the next run)",

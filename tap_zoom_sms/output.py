@@ -8,6 +8,8 @@ import typing as t
 from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.singerlib import StateMessage
 
+from tap_zoom_sms import interrupts
+
 if t.TYPE_CHECKING:
     from singer_sdk.singerlib import Message
 
@@ -19,12 +21,14 @@ class SingerOutput(MsgSpecWriter):
     record: two costs per record that dominate a fast extraction. Records are
     buffered and flushed before each STATE message leaves (and at exit), so a
     target still receives every record before the STATE that covers it; what a
-    killed process had not flushed lies after its last STATE and is read again.
+    killed process had not flushed lies after its last STATE and is read again. A
+    stop signal that arrives while a message is written waits until it is whole.
     """
 
     def write_message(self, message: Message) -> None:
         """Write a message; flush when it is a STATE."""
         out = sys.stdout.buffer
-        out.write(self.format_message(message))
-        if isinstance(message, StateMessage):
-            out.flush()
+        with interrupts.deferred():
+            out.write(self.format_message(message))
+            if isinstance(message, StateMessage):
+                out.flush()

@@ -15,6 +15,8 @@ import threading
 import typing as t
 from concurrent.futures import Future, ThreadPoolExecutor
 
+from tap_zoom_sms import interrupts
+
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
 
@@ -55,6 +57,6 @@ class Prefetcher:
         return list(fetcher.get_records(context))
 
     def close(self) -> None:
-        """Stop the workers, dropping fetches nobody will take."""
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        """Stop the workers, dropping fetches nobody will take (after a stop signal, without waiting)."""
+        self._pool.shutdown(wait=not interrupts.STOP.is_set(), cancel_futures=True)
         self._futures.clear()

@@ -14,6 +14,8 @@ from urllib.parse import urlsplit
 import requests
 from requests.utils import resolve_proxies
 
+from tap_zoom_sms import interrupts
+
 #: Share of the limit the requests are paced at. Zoom counts arrivals on its own
 #: clock: requests sent exactly 1/rate apart arrive with jitter, and a second
 #: holding rate + 1 of them is answered 429.
@@ -46,23 +48,27 @@ class RateLimiter:
             slot = max(now, self._next_slot)
             self._next_slot = slot + self._interval
         if slot > now:
-            time.sleep(slot - now)
+            interrupts.sleep(slot - now)
 
 
 class RateLimitedSession(requests.Session):
     """A session whose every send, retries included, waits for the limiter."""
 
-    def __init__(self, limiter: RateLimiter) -> None:
-        """Send through ``limiter``."""
+    def __init__(self, limiter: RateLimiter, on_response: t.Callable[[requests.Response], None] | None = None) -> None:
+        """Send through ``limiter``; ``on_response`` sees every response (the run's progress counts them)."""
         super().__init__()
         self._limiter = limiter
+        self._on_response = on_response
         self._proxies: dict[str, dict[str, str]] = {}
 
     def send(self, request: requests.PreparedRequest, **kwargs: t.Any) -> requests.Response:
         """Wait for a slot, then send (with the proxies the environment names for this host)."""
         self._limiter.acquire()
         kwargs.setdefault("proxies", self._proxies_for(request.url or ""))
-        return super().send(request, **kwargs)
+        response = super().send(request, **kwargs)
+        if self._on_response is not None:
+            self._on_response(response)
+        return response
 
     def _proxies_for(self, url: str) -> dict[str, str]:
         """Read the proxy settings of the environment once per scheme and host.

@@ -18,6 +18,7 @@ from http import HTTPStatus
 import requests
 from singer_sdk.exceptions import RetriableAPIError
 
+from tap_zoom_sms import interrupts
 from tap_zoom_sms.errors import DailyLimitError
 from tap_zoom_sms.windows import parse_time
 
@@ -40,7 +41,7 @@ RATE_LIMITED_BUDGET = 600.0
 #: Longest wait between two attempts.
 MAX_WAIT = 60.0
 
-sleep = time.sleep  # tests replace it
+sleep = interrupts.sleep  # ends early on SIGTERM/SIGINT; tests replace it
 
 
 def retry_after_seconds(value: str | None, now: dt.datetime | None = None) -> float | None:

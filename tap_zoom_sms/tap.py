@@ -2,25 +2,38 @@
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import datetime as dt
+import logging
+import os
+import signal
 import sys
 import typing as t
 from functools import cached_property
 from urllib.parse import urlsplit
 
+import click
 import requests
 from singer_sdk import Tap
 from singer_sdk import typing as th
 from singer_sdk.exceptions import ConfigValidationError, FatalAPIError, RetriableAPIError
+from singer_sdk.helpers._classproperty import classproperty
+from singer_sdk.plugin_base import _ConfigInput
 
+from tap_zoom_sms import interrupts
 from tap_zoom_sms.auth import StaticTokenAuthenticator, ZoomS2SAuthenticator
 from tap_zoom_sms.downloads import Downloader, FileStore
 from tap_zoom_sms.errors import DailyLimitError, SettingsError, ZoomTapError
 from tap_zoom_sms.output import SingerOutput
+from tap_zoom_sms.progress import Progress, SessionNoise
 from tap_zoom_sms.ratelimit import RateLimitedSession, RateLimiter
+from tap_zoom_sms.settings import environment_config, read_json_file, unknown_settings
+from tap_zoom_sms.state import checked_state, future_bookmarks, future_error
 from tap_zoom_sms.streams import STREAM_TYPES
 from tap_zoom_sms.streams.phone import MessageLookup
 from tap_zoom_sms.windows import parse_time, utc_now
+from tap_zoom_sms.zoomclock import ZoomClock
 
 if t.TYPE_CHECKING:
     from singer_sdk import Stream
@@ -38,6 +51,8 @@ class TapZoomSms(Tap):
 
     name = "tap-zoom-sms"
     message_writer_class = SingerOutput
+    #: How errors about the STATE name where it came from (the CLI names its file).
+    state_source = "the state"
 
     config_jsonschema = th.PropertiesList(
         th.Property(
@@ -116,6 +131,14 @@ class TapZoomSms(Tap):
             description="Client-side cap for Heavy-label requests: 5 on Pro, 10 on Business and up; 0 turns it off.",
         ),
         th.Property(
+            "lookback_minutes",
+            th.IntegerType,
+            default=30,
+            title="Lookback Minutes",
+            description="How far before its bookmark each run re-reads Phone SMS sessions and messages "
+            "(Zoom can show a message minutes after the time it is stamped with).",
+        ),
+        th.Property(
             "contact_center_lookback_hours",
             th.IntegerType,
             default=72,
@@ -155,6 +178,14 @@ class TapZoomSms(Tap):
             "{session_id}/{message_id}/{attachment_id}-{name}; unset: files are not downloaded.",
         ),
         th.Property(
+            "log_sdk_metrics",
+            th.BooleanType,
+            default=False,
+            title="Log SDK Metrics",
+            description="Also log the SDK's METRIC lines (one per request, and per session synced); "
+            "off, a progress line every 30 seconds sums them up.",
+        ),
+        th.Property(
             "request_timeout",
             th.IntegerType,
             default=60,
@@ -177,7 +208,14 @@ class TapZoomSms(Tap):
             client_id=self.config["client_id"],
             client_secret=self.config["client_secret"],
             auth_endpoint=self.config["oauth_url"],
+            timeout=float(self.config["request_timeout"]),
+            on_response=self.zoom_clock.observe,
         )
+
+    @cached_property
+    def zoom_clock(self) -> ZoomClock:
+        """Return Zoom's clock, as the token endpoint's Date headers show it."""
+        return ZoomClock()
 
     @cached_property
     def rate_limiters(self) -> dict[str, RateLimiter]:
@@ -200,13 +238,22 @@ class TapZoomSms(Tap):
             return None
         return Downloader(
             FileStore(path),
-            lambda: RateLimitedSession(self.rate_limiters["Medium"]),
+            lambda: RateLimitedSession(self.rate_limiters["Medium"], self.progress.response),
             authenticate=self.zoom_auth.authenticate_request,
             timeout=float(self.config["request_timeout"]),
             logger=self.logger,
             api_host=urlsplit(self.config["api_url"]).hostname or "",
             workers=int(self.config["max_concurrent_requests"]),
         )
+
+    @cached_property
+    def progress(self) -> Progress:
+        """Return the run's progress: counters every stream feeds, and its INFO lines."""
+        limits = {
+            "Medium": float(self.config["medium_requests_per_second"]),
+            "Heavy": float(self.config["heavy_requests_per_second"]),
+        }
+        return Progress(self.logger, limits)
 
     @cached_property
     def message_lookup(self) -> MessageLookup:
@@ -227,25 +274,41 @@ class TapZoomSms(Tap):
     def sync_all(self) -> None:  # type: ignore[misc]  # final in the SDK, whose loop cannot stop one label alone
         """Sync every stream; a daily cap stops only the streams of its label.
 
-        A token is fetched first, so bad credentials fail before any data request.
+        A token is fetched first, so bad credentials fail before any data request,
+        and a bookmark later than Zoom's clock (as the token answer dated it) ends
+        the run before any data request too (see :mod:`tap_zoom_sms.state`).
         When Zoom's daily cap for a label is reached, that stream stops where its
         last window completed, the streams of other labels still run, the STATE
         reached is written, and the run ends with the cap's one-line error. This is
         the SDK's own loop (progress markers, replication methods, initial STATE),
         with that one difference.
         """
+        self._quiet_sdk_logs()
         self.zoom_auth.update_access_token()
+        now = max(self.zoom_clock.now(), utc_now())
+        if found := future_bookmarks(self.state, now):
+            raise future_error(found, now, self.state_source)
         if self.downloader is not None:
             self.downloader.store.check()
         self._reset_state_progress_markers()
         self._set_compatible_replication_methods()
         if self.state:
             self._state_writer.write_state(self.state)
+        self.progress.start()
         try:
             self._sync_streams()
         finally:
             if self.downloader is not None:
                 self.downloader.close()
+            self.progress.finish()
+
+    def _quiet_sdk_logs(self) -> None:
+        """Keep the SDK's per-request and per-session lines off INFO (see :mod:`tap_zoom_sms.progress`)."""
+        if not self.config.get("log_sdk_metrics"):
+            self.metrics_logger.setLevel(max(self.metrics_logger.getEffectiveLevel(), logging.WARNING))
+        for stream in self.streams.values():
+            if stream.parent_stream_type is not None:
+                stream.logger.addFilter(SessionNoise())
 
     def _sync_streams(self) -> None:
         """Retry the files earlier runs owe, then sync every top-level stream (see sync_all)."""
@@ -280,6 +343,10 @@ class TapZoomSms(Tap):
         except ConfigValidationError as exc:  # pragma: no cover (raise_errors=False)
             errors = list(exc.errors)
         errors += self._setting_errors()
+        schema = copy.deepcopy(self.config_jsonschema)
+        self.append_builtin_config(schema)
+        for warning in unknown_settings(self.config, schema):
+            self.logger.warning(warning)
         for key in ("client_secret", "access_token"):
             if secret := self.config.get(key):
                 errors = [error.replace(str(secret), "***") for error in errors]
@@ -332,7 +399,8 @@ class TapZoomSms(Tap):
         page_size = self.config.get("page_size", MAX_PAGE_SIZE)
         if not isinstance(page_size, int) or not 1 <= page_size <= MAX_PAGE_SIZE:
             errors.append(f"page_size must be 1 to {MAX_PAGE_SIZE}, not {page_size!r}")
-        for key in ("medium_requests_per_second", "heavy_requests_per_second", "contact_center_lookback_hours"):
+        numbers = ("medium_requests_per_second", "heavy_requests_per_second", "contact_center_lookback_hours")
+        for key in (*numbers, "lookback_minutes"):
             value = self.config.get(key)
             if value is not None and (not isinstance(value, (int, float)) or value < 0):
                 errors.append(f"{key} must be 0 or more, not {value!r}")
@@ -344,11 +412,92 @@ class TapZoomSms(Tap):
             errors.append(f"request_timeout must be a positive number of seconds, not {timeout!r}")
         return errors
 
+    # --- the command line -------------------------------------------------
+    def _setup_signal_handlers(self) -> None:
+        """Leave SIGTERM and SIGINT to :func:`main` (see :mod:`tap_zoom_sms.interrupts`).
+
+        The SDK's handler exits with code 0, so an interrupted run looked like a
+        success, and only after every worker thread had finished its retries.
+        """
+
+    @classproperty
+    def _env_var_config(cls) -> dict[str, t.Any]:  # noqa: N805
+        """Read ``TAP_ZOOM_SMS_<SETTING>`` variables for every setting, typed (see :mod:`tap_zoom_sms.settings`)."""
+        schema = copy.deepcopy(cls.config_jsonschema)
+        cls.append_builtin_config(schema)
+        return environment_config(schema, cls._env_var_prefix)
+
+    @classmethod
+    def cb_config(cls, ctx: click.Context, param: click.Option, value: tuple[str, ...]) -> _ConfigInput:  # noqa: ARG003
+        """Merge the ``--config`` files (or ``ENV``); a missing or broken file ends the run with one line."""
+        config: dict[str, t.Any] = {}
+        for path in value:
+            if path != "ENV":
+                config |= read_json_file(path, "config")
+        return _ConfigInput(config=config, parse_env="ENV" in value)
+
+    @classmethod
+    def get_singer_command(cls) -> click.Command:
+        """Take ``--state`` and ``--catalog`` as paths, read by :meth:`invoke` with one-line errors.
+
+        The SDK opens them as click files and decodes them with no check: a missing
+        file was a usage error, a broken one a traceback.
+        """
+        command = super().get_singer_command()
+        for param in command.params:
+            if param.name in ("state", "catalog"):
+                param.type = click.STRING
+        return command
+
+    @classmethod
+    def invoke(  # type: ignore[override]
+        cls,
+        *,
+        about: bool = False,
+        about_format: str | None = None,
+        config: _ConfigInput | None = None,
+        state: str | None = None,
+        catalog: str | None = None,
+    ) -> None:
+        """Run the tap as the SDK does, with the state checked whole before any request.
+
+        The state file is unwrapped and checked here (see :mod:`tap_zoom_sms.state`),
+        so a bad bookmark of any stream ends the run before one record is written.
+        """
+        if about:
+            cls.print_about(about_format)
+            sys.exit(0)
+        cls.print_version(print_fn=cls.logger.info)
+        config = config or _ConfigInput()
+        source = f"state file {state}"
+        state_dict = None
+        if state is not None:
+            state_dict = checked_state(read_json_file(state, "state"), source, STREAM_NAMES, cls.logger)
+        tap = cls(
+            config=config.config,
+            state=state_dict,
+            catalog=None if catalog is None else read_json_file(catalog, "catalog"),
+            parse_env_config=config.parse_env,
+            validate_config=True,
+        )
+        if state is not None:
+            tap.state_source = source
+        tap.sync_all()
+
+
+STREAM_NAMES = frozenset(stream_type.name for stream_type in STREAM_TYPES)
+
 
 def main() -> None:
-    """Run the tap; end an expected failure with one line on stderr and exit code 1."""
+    """Run the tap; end an expected failure with one line on stderr and exit code 1.
+
+    SIGTERM and SIGINT end it at once with 143 and 130 (see :mod:`tap_zoom_sms.interrupts`).
+    """
+    interrupts.install()
     try:
         TapZoomSms.cli()
+    except interrupts.Interrupted as exc:
+        _interrupted(exc)
     except ZoomTapError as exc:
         _fail(str(exc))
     except RetriableAPIError as exc:
@@ -368,6 +517,26 @@ def _host(exc: requests.RequestException) -> str:
 def _fail(message: str) -> t.NoReturn:
     print(f"tap-zoom-sms: error: {message}", file=sys.stderr)  # noqa: T201
     sys.exit(1)
+
+
+def _interrupted(exc: interrupts.Interrupted) -> t.NoReturn:
+    """Flush what was written, say so in one line, and leave with ``128 + signal`` at once.
+
+    ``os._exit``: worker threads may be blocked in a socket read for up to
+    ``request_timeout``, and Python would wait for them at exit. They hold nothing
+    the next run needs: every completed window's STATE has been written and flushed.
+    A second signal while flushing ends the process the default way.
+    """
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, signal.SIG_DFL)
+    with contextlib.suppress(OSError, ValueError):
+        sys.stdout.flush()
+    print(  # noqa: T201
+        f"tap-zoom-sms: interrupted by {exc}: stopped; the next run resumes from the last STATE written",
+        file=sys.stderr,
+        flush=True,
+    )
+    os._exit(exc.exit_code)
 
 
 if __name__ == "__main__":

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import json
 import socket
 import subprocess
 import sys
 import threading
+import time
 import typing as t
 from pathlib import Path
 
 import pytest
 
-from tests.fakezoom import CLIENT_SECRET, base_config
+from tap_zoom_sms.auth import TOKEN_TRIES
+from tests.conftest import run_tap
+from tests.fakezoom import CLIENT_SECRET, OAUTH, FakeZoom, base_config
 
 ERROR_PREFIX = "tap-zoom-sms: error: "
 
@@ -146,3 +150,49 @@ def test_a_fatal_api_error_names_code_message_and_tracking_id(tmp_path: Path, lo
     )
     states = [json.loads(line) for line in result.stdout.splitlines() if '"STATE"' in line]
     assert states[-1]["value"]["bookmarks"]["contact_center_sms"]["replication_key_value"]
+
+
+@pytest.fixture
+def silent_server() -> t.Iterator[tuple[str, list[socket.socket]]]:
+    """A server on 127.0.0.1 that accepts connections and never answers."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    accepted: list[socket.socket] = []
+
+    def accept() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                accepted.append(listener.accept()[0])
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}", accepted
+    finally:
+        listener.close()
+        for connection in accepted:
+            connection.close()
+
+
+def test_a_token_endpoint_that_never_answers_fails_within_request_timeout(
+    tmp_path: Path, silent_server: tuple[str, list[socket.socket]]
+) -> None:
+    url, accepted = silent_server
+    config = base_config(oauth_url=f"{url}/oauth/token", request_timeout=1)
+    started = time.monotonic()
+    result = run_cli(tmp_path, config)
+    elapsed = time.monotonic() - started
+
+    assert_one_clear_line(result, "could not reach Zoom's token endpoint")
+    assert "ReadTimeout" in result.stderr
+    assert len(accepted) == TOKEN_TRIES  # each attempt gave up after request_timeout, then retried
+    # 4 tries of 1 s and backoff waits of at most 7 s, plus start-up; the SDK's own 60 s would take 240 s
+    assert elapsed < 4 * 60
+
+
+def test_the_token_request_is_sent_with_request_timeout(requests_mock: t.Any) -> None:
+    zoom = FakeZoom().install(requests_mock)
+    run_tap(base_config(request_timeout=7))
+    token_requests = [r for r in requests_mock.request_history if r.url.startswith(OAUTH)]
+    assert zoom.tokens_issued == 1
+    assert [r.timeout for r in token_requests] == [7]

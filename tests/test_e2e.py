@@ -11,6 +11,7 @@ import pytest
 
 from bench.runner import KEYS, run_tap
 from tap_zoom_sms.emulator import DatasetSpec, Emulator
+from tap_zoom_sms.windows import parse_time
 from tests.emulator_client import EmulatorClient
 
 
@@ -74,8 +75,13 @@ def test_installed_tap_extracts_the_ground_truth_then_only_what_is_new(tmp_path:
     second, _, _ = run_installed_tap(emulator, tmp_path, config, state)
     second_requests = emulator.stats.snapshot()["total_requests"]
 
-    assert set(second["sms_messages"]) == {(same_second["message_id"],), (brand_new["message_id"],)}
-    assert set(second["sms_sessions"]) == {(old_session,), (brand_new["session_id"],)}
+    new_messages = {(same_second["message_id"],), (brand_new["message_id"],)}
+    assert new_messages <= set(second["sms_messages"])
+    assert {(old_session,), (brand_new["session_id"],)} <= set(second["sms_sessions"])
+    # anything else is read again inside the look-back (30 minutes) before the bookmark
+    margin = parse_time(bookmark) - dt.timedelta(minutes=30)
+    assert all(parse_time(m["date_time"]) >= margin for k, m in second["sms_messages"].items() if k not in new_messages)
+    assert all(parse_time(s["last_access_time"]) >= margin for s in second["sms_sessions"].values())
     late = set(truth_records(emulator)["contact_center_sms"]) - set(expected["contact_center_sms"])
     assert len(late) == completed
     assert late <= set(second["contact_center_sms"])

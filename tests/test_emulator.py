@@ -91,6 +91,50 @@ def test_expired_and_unknown_tokens_get_401_in_each_endpoint_shape(client: Emula
     assert phone.headers["x-zm-trackingid"]
 
 
+def test_a_token_is_revoked_after_its_uses(client: EmulatorClient) -> None:
+    client.em.config.token_max_uses = 2
+    answers = [client.get("/phone/sms/sessions").status_code for _ in range(3)]
+    assert answers == [200, 200, 401]
+
+
+# --- Zoom's clock, latency, looping tokens -----------------------------------
+def test_the_clock_can_run_behind_or_ahead(client: EmulatorClient) -> None:
+    client.em.config.clock_skew_seconds = -600
+    answer = client.get("/phone/sms/sessions")
+    zoom_time = email.utils.parsedate_to_datetime(answer.headers["Date"])
+    lag = dt.datetime.now(UTC) - zoom_time
+    assert dt.timedelta(seconds=598) <= lag <= dt.timedelta(seconds=660)
+    added = client.admin("messages", text="stamped by Zoom's clock")[0]  # no "at": Zoom's now
+    assert ts(added["date_time"]) <= client.em.now() <= dt.datetime.now(UTC) - dt.timedelta(seconds=599)
+    past = client.admin("messages", at="2020-01-02T03:04:05Z", text="stamped in the past")[0]
+    assert past["date_time"] == "2020-01-02T03:04:05Z"
+
+
+def test_latency_per_route_and_arrivals_are_counted(client: EmulatorClient) -> None:
+    client.em.config.endpoint_latency_ms = {"contact_center_sms": 300}
+    started = time.monotonic()
+    client.get("/contact_center/sms")
+    assert time.monotonic() - started >= 0.3
+    assert client.em.stats.snapshot()["arrivals"]["contact_center_sms"] >= 1
+
+
+@pytest.mark.parametrize("mode", ["repeat", "cycle"])
+def test_page_tokens_can_go_round_in_a_circle(client: EmulatorClient, mode: str) -> None:
+    sid, messages = busiest_month(client.em.account)
+    client.em.config.page_token_loop, client.em.config.page_token_loop_route = mode, "session_details"
+    window = {"from": messages[0]["date_time"], "to": messages[-1]["date_time"], "page_size": 5}
+    tokens = []
+    token = ""
+    for _ in range(6):
+        body = client.get(f"/phone/sms/sessions/{sid}", **window, **({"next_page_token": token} if token else {}))
+        token = body.json()["next_page_token"]
+        tokens.append(token)
+    if mode == "repeat":
+        assert len(set(tokens)) == 1
+    else:
+        assert tokens[0] == tokens[2] == tokens[4] != tokens[1] == tokens[3] == tokens[5]
+
+
 # --- defaults and windows ----------------------------------------------------
 def test_without_from_and_to_only_recent_data_and_only_user_sessions(client: EmulatorClient) -> None:
     account = client.em.account
@@ -202,10 +246,15 @@ def test_qps_limit_answers_429_with_headers(client: EmulatorClient, form: str) -
     client.em.config.medium_qps = 2
     client.em.config.retry_after = form
     client.token()
-    time.sleep(1)
-    answers = [client.get("/phone/sms/sessions") for _ in range(5)]
+    client.em.reset_rate_windows()
+    client.em.monotonic = lambda: 1e9  # the five requests arrive within one second, however slow the machine
+    try:
+        answers = [client.get("/phone/sms/sessions") for _ in range(5)]
+    finally:
+        client.em.monotonic = time.monotonic
+        client.em.reset_rate_windows()
     limited = [r for r in answers if r.status_code == 429]
-    assert len(limited) >= 2
+    assert [r.status_code for r in answers] == [200, 200, 429, 429, 429]
     headers = limited[0].headers
     assert headers["X-RateLimit-Type"] == "QPS"
     assert headers["X-RateLimit-Category"] == "Medium"
@@ -307,7 +356,9 @@ def test_a_million_messages_are_served_in_little_memory() -> None:
     script = (
         "import json\n"
         "from tap_zoom_sms.emulator.data import Account, DatasetSpec\n"
-        "account = Account(DatasetSpec(sessions=37_000, engagements=10))\n"
+        "import datetime as dt\n"
+        "anchor = dt.datetime(2026, 6, 15, 12, tzinfo=dt.timezone.utc)  # the same data whatever the time of day\n"
+        "account = Account(DatasetSpec(sessions=37_000, engagements=10, anchor=anchor))\n"
         "ids = [sid for _, sid in account._index]\n"
         "sample = sum(len(account.messages(sid)) for sid in ids[::100])\n"
         "peak = next(line for line in open('/proc/self/status') if line.startswith('VmHWM:'))\n"

@@ -27,6 +27,8 @@ from tap_zoom_sms.emulator.data import ME_OWNER, Account, DatasetSpec, file_byte
 
 UTC = dt.timezone.utc
 PHONE_LIMITS = {"page_size": 30, "max": 100}
+#: API requests whose queries the stats keep (for tests that check what was asked)
+LOG_SIZE = 100_000
 CC_LIMITS = {"page_size": 10, "max": 100}
 ROUTES: list[tuple[str, re.Pattern[str], str, str]] = [
     # (name, path pattern, rate-limit label, handler)
@@ -48,6 +50,9 @@ class EmulatorConfig:
     client_id: str = "emulator-client"
     client_secret: str = "emulator-secret"  # noqa: S105 (a local fake's credentials)
     token_ttl: int = 3599
+    #: API requests one access token serves before Zoom revokes it (0: no limit); Zoom may
+    #: revoke or rotate a token at any time, and this makes it happen mid-run, deterministically
+    token_max_uses: int = 0
     page_token_ttl: int = 900
     #: per-second limits per label, and the daily cap of Heavy requests (0: no limit)
     medium_qps: float = 0
@@ -65,6 +70,15 @@ class EmulatorConfig:
     list_download_url_ttl: int = 3600
     #: share of file downloads answered 500 (seeded like the API faults)
     file_fault_rate: float = 0.0
+    #: Zoom's clock less the real one, in seconds: its Date headers, default ranges and
+    #: the time of messages added without one (negative: Zoom runs behind the tap)
+    clock_skew_seconds: float = 0.0
+    #: extra latency, in ms, for one route ("sessions", "session_details", ...), "token" or "file_download"
+    endpoint_latency_ms: dict[str, float] = field(default_factory=dict)
+    #: page tokens that lead nowhere new, for one route (page_token_loop_route): "repeat" gives back
+    #: the token it was given; "cycle" goes back to the first token from the third page (A, B, A, B, ...)
+    page_token_loop: str = ""
+    page_token_loop_route: str = "sessions"  # noqa: S105 (a route name, not a secret)
 
 
 class Stats:
@@ -82,8 +96,22 @@ class Stats:
             self.statuses: collections.Counter[str] = collections.Counter()
             self.faults: collections.Counter[str] = collections.Counter()
             self.rate_limited: collections.Counter[str] = collections.Counter()
+            #: requests as they arrive (before any latency), by route, "token" or "file_download"
+            self.arrivals: collections.Counter[str] = collections.Counter()
             self.tokens_issued = 0
             self.label_times: dict[str, tuple[float, float, int]] = {}
+            self.log: collections.deque[tuple[str, dict[str, list[str]]]] = collections.deque(maxlen=LOG_SIZE)
+
+    def record(self, name: str, query: dict[str, list[str]]) -> None:
+        """Count an API request of route ``name`` and keep its query (the latest LOG_SIZE of them)."""
+        with self._lock:
+            self.endpoints[name] += 1
+            self.log.append((name, query))
+
+    def requests(self, name: str | None = None) -> list[dict[str, list[str]]]:
+        """Return the queries of the API requests kept, of route ``name`` (or all), oldest first."""
+        with self._lock:
+            return [query for route, query in self.log if name in (None, route)]
 
     def count_token(self) -> None:
         """Count an issued access token."""
@@ -118,6 +146,7 @@ class Stats:
                 "faults": dict(self.faults),
                 "rate_limited": dict(self.rate_limited),
                 "tokens_issued": self.tokens_issued,
+                "arrivals": dict(self.arrivals),
             }
 
 
@@ -149,6 +178,7 @@ class Emulator:
         self.config = config or EmulatorConfig()
         self.stats = Stats()
         self._tokens: dict[str, float] = {}
+        self._token_uses: collections.Counter[str] = collections.Counter()
         self._secret = hashlib.sha256(f"emulator-{self.account.spec.seed}".encode()).digest()
         self._lock = threading.Lock()
         self._recent: dict[str, collections.deque[float]] = {
@@ -156,9 +186,37 @@ class Emulator:
             "Heavy": collections.deque(),
         }
         self._heavy_today = 0
+        self._first_tokens: dict[str, str] = {}
+        #: the clock of the per-second limits (a test may stop it, to make a burst land in one second)
+        self.monotonic: t.Callable[[], float] = time.monotonic
         self._faults = random.Random(self.config.fault_seed)  # noqa: S311
         self._server = _QuietServer(("127.0.0.1", port), _handler_for(self))
         self._thread: threading.Thread | None = None
+
+    def now(self) -> dt.datetime:
+        """Return the time on the emulator's (Zoom's) clock, to the second."""
+        return (dt.datetime.now(UTC) + dt.timedelta(seconds=self.config.clock_skew_seconds)).replace(microsecond=0)
+
+    def delay(self, name: str) -> None:
+        """Count the arrival of a request of route ``name``, then wait as long as the latency settings say."""
+        self.stats.count("arrivals", name)
+        seconds = (self.config.latency_ms + self.config.endpoint_latency_ms.get(name, 0.0)) / 1000
+        if seconds > 0:
+            time.sleep(seconds)
+
+    def loop_token(self, name: str, query: dict[str, list[str]], body: dict[str, t.Any]) -> None:
+        """Replace the next page token of ``body`` as ``page_token_loop`` says (for route ``name``)."""
+        mode, given = self.config.page_token_loop, query.get("next_page_token", [""])[0]
+        if not mode or name != self.config.page_token_loop_route or not body.get("next_page_token") or not given:
+            return
+        if mode == "repeat":
+            body["next_page_token"] = given
+            return
+        key = self._query_key(query)
+        with self._lock:
+            first = self._first_tokens.setdefault(key, given)
+        if given != first:
+            body["next_page_token"] = first
 
     @property
     def url(self) -> str:
@@ -230,11 +288,13 @@ class Emulator:
             return list(self._tokens)
 
     def check_token(self, authorization: str, *, contact_center: bool) -> None:
-        """Raise Zoom's 401 (in the endpoint's shape) for a missing, unknown or expired token."""
+        """Raise Zoom's 401 (in the endpoint's shape) for a missing, unknown, expired or revoked token."""
         token = authorization.removeprefix("Bearer ").strip()
         with self._lock:
             expiry = self._tokens.get(token)
-        if expiry is None or expiry < time.time():
+            self._token_uses[token] += 1
+            revoked = 0 < self.config.token_max_uses < self._token_uses[token]
+        if expiry is None or expiry < time.time() or revoked:
             if contact_center:
                 raise _ZoomError(401, {"status": False, "errorCode": 401})
             raise _zoom_error(401, 124, "Invalid access token.")
@@ -269,7 +329,7 @@ class Emulator:
     def check_rate(self, label: str) -> None:
         """Raise 429 when a label's per-second limit, or the daily Heavy cap, is exceeded."""
         limit = self.config.medium_qps if label == "Medium" else self.config.heavy_qps
-        now = time.monotonic()
+        now = self.monotonic()
         with self._lock:
             if label == "Heavy" and self.config.heavy_daily:
                 if self._heavy_today >= self.config.heavy_daily:
@@ -320,6 +380,12 @@ class Emulator:
                 return None
             return self._faults.choice(self.config.fault_kinds), self._faults.choice((500, 502, 503, 504))
 
+    def reset_rate_windows(self) -> None:
+        """Forget the requests of the last second (for a test that stops the limits' clock)."""
+        with self._lock:
+            for recent in self._recent.values():
+                recent.clear()
+
     def reset_daily_limit(self) -> None:
         """Start a new day for the Heavy cap."""
         with self._lock:
@@ -369,9 +435,11 @@ class Emulator:
         return int(offset)
 
 
-def parse_range(query: dict[str, list[str]], default: dt.timedelta) -> tuple[dt.datetime, dt.datetime]:
-    """Read ``from``/``to`` as Zoom does: defaults without them, a month at most, inclusive."""
-    now = dt.datetime.now(UTC).replace(microsecond=0)
+def parse_range(
+    query: dict[str, list[str]], default: dt.timedelta, now: dt.datetime | None = None
+) -> tuple[dt.datetime, dt.datetime]:
+    """Read ``from``/``to`` as Zoom does: defaults without them (before ``now``), a month at most, inclusive."""
+    now = now or dt.datetime.now(UTC).replace(microsecond=0)
     if "from" not in query and "to" not in query:
         return now - default, now
     if "from" not in query or "to" not in query:
@@ -415,7 +483,7 @@ class _Api:
         filter_type = query.get("filter_type", ["last_message_time"])[0]
         if filter_type not in ("last_message_time", "sent_message_time", "received_message_time"):
             raise _zoom_error(400, 300, "Invalid field: filter_type")
-        lo, hi = parse_range(query, dt.timedelta(days=30))
+        lo, hi = parse_range(query, dt.timedelta(days=30), self.em.now())
         ids = self.account.sessions_between(lo, hi, session_type, owner_id)
         page, token, size = self.em.page(path, query, ids, PHONE_LIMITS)
         records = [self.account.session_record(sid, account_view=owner_id is None) for sid in page]
@@ -435,7 +503,7 @@ class _Api:
 
     def _details(self, path: str, query: dict[str, list[str]], sid: str) -> dict[str, t.Any]:
         self._session(sid)
-        lo, hi = parse_range(query, dt.timedelta(days=30))
+        lo, hi = parse_range(query, dt.timedelta(days=30), self.em.now())
         found = [m for m in self.account.messages(sid) if _in_range(m["date_time"], lo, hi)]
         sort = query.get("sort", ["1"])[0]
         found.sort(key=lambda m: m["date_time"], reverse=sort == "2")
@@ -500,7 +568,7 @@ class _Api:
         return {"sms_sessions": sessions, "sync_token": base64.urlsafe_b64encode(b"0").decode()}
 
     def _contact_center(self, path: str, query: dict[str, list[str]]) -> dict[str, t.Any]:
-        lo, hi = parse_range(query, dt.timedelta(hours=24))
+        lo, hi = parse_range(query, dt.timedelta(hours=24), self.em.now())
         filters = {
             "direction": query.get("direction", [None])[0],
             "engagement_id": query.get("engagement_id", [None])[0],
@@ -538,6 +606,12 @@ def _handler_for(emulator: Emulator) -> type[BaseHTTPRequestHandler]:
         def log_message(self, *args: t.Any) -> None:
             pass
 
+        def date_time_string(self, timestamp: float | None = None) -> str:
+            """Date headers on Zoom's clock (see ``clock_skew_seconds``)."""
+            if timestamp is None:
+                timestamp = time.time() + emulator.config.clock_skew_seconds
+            return email.utils.formatdate(timestamp, usegmt=True)
+
         def _send(
             self,
             status: int,
@@ -565,6 +639,7 @@ def _handler_for(emulator: Emulator) -> type[BaseHTTPRequestHandler]:
             body = self._body()
             try:
                 if url.path == "/oauth/token":
+                    emulator.delay("token")
                     form = parse_qs(body.decode()) or parse_qs(url.query)
                     self._send(200, emulator.issue_token(self.headers.get("Authorization", ""), form))
                 elif url.path.startswith("/_admin/"):
@@ -591,10 +666,9 @@ def _handler_for(emulator: Emulator) -> type[BaseHTTPRequestHandler]:
 
         def _api(self, name: str, label: str, handler: str, query: dict, groups: dict[str, str]) -> None:
             url_path = urlsplit(self.path).path
-            emulator.stats.count("endpoints", name)
+            emulator.stats.record(name, query)
             emulator.stats.mark(label)
-            if emulator.config.latency_ms:
-                time.sleep(emulator.config.latency_ms / 1000)
+            emulator.delay(name)
             try:
                 emulator.check_token(self.headers.get("Authorization", ""), contact_center=label == "Heavy")
                 emulator.check_rate(label)
@@ -609,6 +683,7 @@ def _handler_for(emulator: Emulator) -> type[BaseHTTPRequestHandler]:
                     self._send(status, b"<html><body><h1>Server Error</h1></body></html>", content_type="text/html")
                     return
                 body = getattr(api, handler)(url_path, query, **groups)
+                emulator.loop_token(name, query, body)
                 if fault == "truncated":
                     emulator.stats.count("faults", fault)
                     data = json.dumps(body).encode()
@@ -620,8 +695,7 @@ def _handler_for(emulator: Emulator) -> type[BaseHTTPRequestHandler]:
 
         def _file(self, attachment_id: str, query: dict[str, list[str]]) -> None:
             emulator.stats.mark("Medium")
-            if emulator.config.latency_ms:
-                time.sleep(emulator.config.latency_ms / 1000)
+            emulator.delay("file_download")
             try:
                 emulator.check_rate("Medium")
                 data = emulator.serve_file(attachment_id, query)
@@ -666,9 +740,7 @@ def _admin_post(emulator: Emulator, path: str, body: dict[str, t.Any]) -> dict[s
     if path == "/_admin/messages":
         when = dt.datetime.fromisoformat(body["at"].replace("Z", "+00:00")) if body.get("at") else None
         created = [
-            account.add_message(
-                body.get("session_id"), when or dt.datetime.now(UTC).replace(microsecond=0), body.get("text", "added")
-            )
+            account.add_message(body.get("session_id"), when or emulator.now(), body.get("text", "added"))
             for _ in range(int(body.get("count", 1)))
         ]
         return created

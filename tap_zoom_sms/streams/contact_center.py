@@ -38,6 +38,6 @@ class ContactCenterSmsStream(ZoomStream):
             start = max(start, parse_time(bookmark) - lookback)
         return month_windows(start, self._tap.end_date)
 
-    def on_window_done(self, window: Window, last: bool) -> None:  # noqa: ARG002
-        """Advance the bookmark past ``window``."""
-        self.commit_bookmark(window.end)
+    def on_window_done(self, window: Window, last: bool, covered: dt.datetime) -> None:  # noqa: ARG002
+        """Advance the bookmark to what ``window`` covered."""
+        self.commit_bookmark(covered)

@@ -7,11 +7,17 @@ stream reads every month from the run's message lower bound up to the session's
 stream's state) is the bookmark the run started from; it is kept until a run
 reaches the present, so a run interrupted and resumed still reads the older
 messages of sessions it lists after the restart.
+
+Zoom can show a message minutes after the time it is stamped with (indexing lag,
+messages written while a list is paged), so each run starts ``lookback_minutes``
+before its bookmark, for the session list and for the messages of every session
+it lists; what it reads again there is emitted again, and targets upsert it.
 """
 
 from __future__ import annotations
 
 import collections
+import datetime as dt
 import threading
 import typing as t
 from dataclasses import dataclass
@@ -25,8 +31,6 @@ from tap_zoom_sms.responses import SESSION_GONE_CODES, describe_error, error_fie
 from tap_zoom_sms.windows import format_zoom_time, month_windows, parse_time
 
 if t.TYPE_CHECKING:
-    import datetime as dt
-
     import requests
     from singer_sdk.helpers.types import Context
 
@@ -44,6 +48,7 @@ class _WindowEnd:
 
     window: Window
     last: bool
+    covered: dt.datetime
 
 
 class SmsSessionsStream(ZoomStream):
@@ -76,15 +81,19 @@ class SmsSessionsStream(ZoomStream):
         return [{"user_id": user_id} for user_id in self.config.get("user_ids") or ()] or None
 
     def windows(self, context: Context | None) -> t.Iterator[Window]:
-        """Read from the bookmark (or start_date) to end_date (or now).
+        """Read from the bookmark less the look-back (or from start_date) to end_date (or now).
 
         Also fixes the lower bound of this run's messages: the ``messages_since``
-        an interrupted run left in the state, else the bookmark.
+        an interrupted run left in the state (a lower bound already), else the
+        bookmark less the look-back, never before start_date.
         """
-        start = parse_time(self.get_starting_timestamp(context) or self._tap.start_date)
-        pending = self.get_context_state(context).get("messages_since")
+        state = self.get_context_state(context)
+        lookback = dt.timedelta(minutes=self.config["lookback_minutes"])
+        start = self._tap.start_date
+        if bookmark := state.get("replication_key_value"):
+            start = max(start, parse_time(bookmark) - lookback)
         self.messages_since = start
-        if pending:
+        if pending := state.get("messages_since"):
             self.messages_since = max(self._tap.start_date, min(parse_time(pending), start))
         return month_windows(start, self._tap.end_date)
 
@@ -121,7 +130,7 @@ class SmsSessionsStream(ZoomStream):
         assert self._ahead is not None  # noqa: S101
         item = self._ahead.popleft()
         if isinstance(item, _WindowEnd):
-            self._commit(item.window, item.last)
+            self._commit(item)
         else:
             yield item
 
@@ -142,25 +151,26 @@ class SmsSessionsStream(ZoomStream):
             "messages_until": until,
         }
 
-    def on_window_done(self, window: Window, last: bool) -> None:
+    def on_window_done(self, window: Window, last: bool, covered: dt.datetime) -> None:
         """Commit ``window``, or queue its commit behind the sessions still read ahead."""
         if self._ahead is not None:
-            self._ahead.append(_WindowEnd(window, last))
+            self._ahead.append(_WindowEnd(window, last, covered))
         else:
-            self._commit(window, last)
+            self._commit(_WindowEnd(window, last, covered))
 
-    def _commit(self, window: Window, last: bool) -> None:
-        """Advance the bookmark past ``window``, whose sessions and messages are all out.
+    def _commit(self, done: _WindowEnd) -> None:
+        """Advance the bookmark to what ``done.window`` covered: its sessions and messages are all out.
 
         Once a run has read up to the present, the next run's sessions can only have
-        new messages after it, so ``messages_since`` moves up too. A run that stopped
-        at an end_date in the past leaves it where it was: sessions whose last message
-        lies after end_date were not listed, and their earlier messages are still due.
+        new messages after it (less the look-back), so ``messages_since`` moves up
+        too. A run that stopped at an end_date in the past leaves it where it was:
+        sessions whose last message lies after end_date were not listed, and their
+        earlier messages are still due.
         """
         end_date = self._tap.end_date
-        reached_present = last and (end_date is None or window.end < end_date)
-        since = window.end if reached_present else self.messages_since
-        self.commit_bookmark(window.end, self._context, messages_since=format_zoom_time(since))
+        reached_present = done.last and (end_date is None or done.window.end < end_date)
+        since = done.covered if reached_present else self.messages_since
+        self.commit_bookmark(done.covered, self._context, messages_since=format_zoom_time(since))
 
 
 class SmsMessagesStream(ZoomStream):
