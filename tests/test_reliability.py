@@ -29,8 +29,10 @@ def test_scenario_loses_nothing_and_leaks_nothing(name: str, tmp_path: Path) -> 
         assert outcome.retries >= sum(outcome.stats["faults"].values())
         # tokens revoked after 200 requests (and expiring after 5 s) were renewed during the run
         api_requests = outcome.stats["total_requests"] - outcome.stats["requests"].get("file_download", 0)
-        assert api_requests > 400
-        assert outcome.stats["tokens_issued"] >= api_requests // 200
+        # (the run's API requests number about 400 and vary with the faults and the calendar, so
+        # the bound is one token's 200 uses: more than that needs a second token)
+        assert api_requests > 200
+        assert outcome.stats["tokens_issued"] >= 2
     elif name == "qps-429":
         assert codes == [0]
         assert outcome.stats["statuses"]["429"] > 10
