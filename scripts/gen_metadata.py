@@ -24,7 +24,9 @@ ROOT = Path(__file__).resolve().parent.parent
 HUB_FILE = ROOT / "hub" / "tap-zoom-sms.yml"
 README = ROOT / "README.md"
 START, END = "<!-- settings-table:start -->", "<!-- settings-table:end -->"
-#: Settings the SDK adds to every tap; Meltano knows them from the capabilities.
+#: Settings the SDK adds to every tap: declared for Meltano too (without their kinds it passes
+#: `meltano config set` values on as strings, and the tap then ignores a stream_maps object, say),
+#: but left out of the README's table, which lists the tap's own.
 SDK_SETTINGS = {
     "stream_maps",
     "stream_map_config",
@@ -35,6 +37,8 @@ SDK_SETTINGS = {
     "flattening_separator",
     "batch_config",
 }
+#: Meltano's setting kind for a JSON Schema type, the first of a property's types listed here.
+KINDS = {"integer": "integer", "number": "integer", "boolean": "boolean", "array": "array", "object": "object"}
 HUB_CAPABILITIES = ["about", "activate-version", "catalog", "discover", "schema-flattening", "state", "stream-maps"]
 
 
@@ -55,26 +59,18 @@ def kind(prop: dict[str, t.Any]) -> str:
         return "options"
     if prop.get("format") == "date-time":
         return "date_iso8601"
-    if types & {"integer", "number"}:
-        return "integer"
-    if "boolean" in types:
-        return "boolean"
-    if "array" in types:
-        return "array"
-    return "string"
+    return next((kind for json_type, kind in KINDS.items() if json_type in types), "string")
 
 
 def hub_definition(info: dict[str, t.Any]) -> dict[str, t.Any]:
     """The Meltano Hub plugin definition of the tap."""
     settings = []
     for name, prop in info["settings"]["properties"].items():
-        if name in SDK_SETTINGS:
-            continue
         setting: dict[str, t.Any] = {"name": name, "kind": kind(prop), "label": prop.get("title", name)}
         setting["description"] = prop.get("description", "")
         if prop.get("secret"):
             setting["sensitive"] = True
-        if "default" in prop:
+        if prop.get("default") is not None:
             setting["value"] = prop["default"]
         if "enum" in prop:
             setting["options"] = [{"label": v, "value": v} for v in prop["enum"]]

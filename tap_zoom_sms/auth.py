@@ -38,7 +38,7 @@ class _TimeoutSession(requests.Session):
         super().__init__()
         self._timeout = timeout
 
-    def request(self, *args: t.Any, **kwargs: t.Any) -> requests.Response:  # type: ignore[override]
+    def request(self, *args: t.Any, **kwargs: t.Any) -> requests.Response:
         """Send with this session's timeout, not the caller's."""
         kwargs["timeout"] = self._timeout
         return super().request(*args, **kwargs)

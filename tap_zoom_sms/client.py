@@ -70,6 +70,7 @@ class BaseStream(Stream):
     schema = StreamSchema(SCHEMAS)
     TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
     _schema_written = False
+    _tap: TapZoomSms
 
     def _write_schema_message(self) -> None:
         if not self._schema_written:
@@ -85,7 +86,7 @@ class BaseStream(Stream):
         self._tap.progress.record(self.name)
         super()._write_record_message(record)
 
-    def _generate_record_messages(self, record: dict) -> t.Iterator[RecordMessage]:
+    def _generate_record_messages(self, record: dict) -> t.Generator[RecordMessage, None, None]:
         """Build the RECORD messages, without the per-record walks that would change nothing.
 
         The SDK walks every record to drop deselected fields and to conform types. When
@@ -124,7 +125,6 @@ class ZoomStream(BaseStream, RESTStream[WindowPage]):
     #: Whether the run's progress line follows this stream's windows (a top-level stream's).
     shows_progress: t.ClassVar[bool] = True
 
-    _tap: TapZoomSms
     _paginator: WindowPaginator
     _windows: t.Iterator[Window]
     _what = "Zoom's list"

@@ -61,7 +61,7 @@ class RateLimitedSession(requests.Session):
         self._on_response = on_response
         self._proxies: dict[str, dict[str, str]] = {}
 
-    def send(self, request: requests.PreparedRequest, **kwargs: t.Any) -> requests.Response:  # type: ignore[override]
+    def send(self, request: requests.PreparedRequest, **kwargs: t.Any) -> requests.Response:
         """Wait for a slot, then send (with the proxies the environment names for this host)."""
         self._limiter.acquire()
         kwargs.setdefault("proxies", self._proxies_for(request.url or ""))
@@ -79,5 +79,6 @@ class RateLimitedSession(requests.Session):
         parts = urlsplit(url)
         key = f"{parts.scheme}://{parts.netloc}"
         if key not in self._proxies:
-            self._proxies[key] = resolve_proxies(requests.Request("GET", url).prepare(), self.proxies, self.trust_env)
+            request = requests.Request("GET", url).prepare()
+            self._proxies[key] = resolve_proxies(request, dict(self.proxies), self.trust_env)
         return self._proxies[key]

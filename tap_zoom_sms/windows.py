@@ -46,10 +46,11 @@ def parse_time(value: str | dt.datetime) -> dt.datetime:
     if isinstance(value, dt.datetime):
         parsed = value
     else:
-        parsed = pendulum.parse(value, strict=False, tz="UTC")
-        if not isinstance(parsed, dt.datetime):
+        read = pendulum.parse(value, strict=False, tz="UTC")
+        if not isinstance(read, dt.datetime):
             msg = f"{value!r} is not a date-time"
             raise ValueError(msg)  # noqa: TRY004 (callers expect ValueError for bad input)
+        parsed = read
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
     return dt.datetime.fromtimestamp(parsed.timestamp(), UTC).replace(microsecond=0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import zipfile
@@ -66,7 +67,7 @@ def test_meltano_yml_declares_the_extractor() -> None:
     meltano = yaml.safe_load((ROOT / "meltano.yml").read_text())
     extractor = meltano["plugins"]["extractors"][0]
     assert extractor["namespace"] == "tap_zoom_sms"
-    assert extractor["pip_url"] == "-e ."
+    assert extractor["pip_url"] == "-e . --constraint ${MELTANO_PROJECT_ROOT}/.venv/tap-constraints.txt"
     assert {"state", "catalog", "discover", "about", "stream-maps"} <= set(extractor["capabilities"])
     assert {s["name"]: s for s in extractor["settings"]}["client_secret"]["sensitive"] is True
 
@@ -90,3 +91,24 @@ def test_hub_definition_and_readme_settings_match_about() -> None:
 
     assert declared(meltano["settings"]) == declared(hub["settings"])
     assert hub["settings_group_validation"] == meltano["settings_group_validation"]
+
+
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def test_the_tap_plugin_runs_the_locked_versions() -> None:
+    """Meltano's virtualenv of the tap holds uv.lock's versions, as .venv does (scripts/lib/venv.sh)."""
+    python = ROOT / ".meltano" / "extractors" / "tap-zoom-sms" / "venv" / "bin" / "python"
+    constraints = ROOT / ".venv" / "tap-constraints.txt"
+    for path in (python, constraints):
+        if not path.exists():
+            pytest.fail(f"{path} is missing: run scripts/test, which installs it")
+    pins = re.findall(r"^([A-Za-z0-9_.-]+)==([^\s;]+)", constraints.read_text(), re.MULTILINE)
+    locked = {_canonical(name): version for name, version in pins}
+    listing = "import importlib.metadata as m, json; print(json.dumps({d.name: d.version for d in m.distributions()}))"
+    result = subprocess.run([str(python), "-c", listing], capture_output=True, text=True, check=True)  # noqa: S603
+    installed = {_canonical(name): version for name, version in json.loads(result.stdout).items()}
+    assert {"singer-sdk", "requests", "pyjwt", "pendulum", "msgspec"} <= locked.keys() & installed.keys()
+    both = locked.keys() & installed.keys()  # a lock entry whose marker excludes this Python is not installed
+    assert {name: installed[name] for name in both} == {name: locked[name] for name in both}

@@ -7,7 +7,6 @@ and PostgreSQL's server from Debian's packages (a private cluster is started on 
 from __future__ import annotations
 
 import glob
-import json
 import os
 import shutil
 import socket
@@ -21,21 +20,9 @@ import pytest
 
 from tap_zoom_sms.emulator import DatasetSpec, Emulator
 from tests.emulator_client import EmulatorClient
+from tests.projects import MELTANO, ROOT, TABLES, duckdb_counts, require, tap_env, truth_counts
 
-ROOT = Path(__file__).resolve().parent.parent
-MELTANO = ROOT / ".tools" / "meltano" / "bin" / "meltano"
 DUCKDB_PYTHON = ROOT / ".meltano" / "loaders" / "target-duckdb" / "venv" / "bin" / "python"
-TABLES = {
-    "sms_sessions": "session_id",
-    "sms_messages": "message_id",
-    "attachments": "message_id, id",
-    "contact_center_sms": "engagement_id",
-}
-
-
-def _require(path: Path) -> None:
-    if not path.exists():
-        pytest.fail(f"{path} is missing: run scripts/test, which installs Meltano and the plugins")
 
 
 def _free_port() -> int:
@@ -113,16 +100,12 @@ def emulator() -> t.Iterator[Emulator]:
 
 
 def meltano_run(emulator: Emulator, target: str, state_suffix: str, env: dict[str, str]) -> None:
-    _require(MELTANO)
-    _require(ROOT / ".meltano" / "loaders" / target)
-    tap_env = {
-        f"TAP_ZOOM_SMS_{key.upper()}": str(value)
-        for key, value in emulator.tap_config(medium_requests_per_second=0, heavy_requests_per_second=0).items()
-    }
+    require(MELTANO)
+    require(ROOT / ".meltano" / "loaders" / target)
     result = subprocess.run(  # noqa: S603
         [str(MELTANO), "--log-level=warning", "run", "--state-id-suffix", state_suffix, "tap-zoom-sms", target],
         cwd=ROOT,
-        env={**os.environ, **tap_env, **env, "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false"},
+        env={**os.environ, **tap_env(emulator), **env, "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false"},
         capture_output=True,
         text=True,
         check=False,
@@ -130,13 +113,6 @@ def meltano_run(emulator: Emulator, target: str, state_suffix: str, env: dict[st
     )
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
     assert emulator.config.client_secret not in result.stdout + result.stderr
-
-
-def truth_counts(emulator: Emulator) -> dict[str, int]:
-    counts = dict.fromkeys(TABLES, 0)
-    for stream, _ in emulator.account.truth():
-        counts[stream] += 1
-    return counts
 
 
 def test_meltano_into_postgres_loads_everything_and_upserts(postgres: Postgres, emulator: Emulator) -> None:
@@ -177,21 +153,7 @@ def test_meltano_into_postgres_loads_everything_and_upserts(postgres: Postgres, 
 
 
 def test_meltano_into_duckdb_loads_everything(tmp_path: Path, emulator: Emulator) -> None:
-    _require(DUCKDB_PYTHON)
+    require(DUCKDB_PYTHON)
     database = tmp_path / "zoom.duckdb"
     meltano_run(emulator, "target-duckdb", uuid.uuid4().hex, {"TARGET_DUCKDB_FILEPATH": str(database)})
-    script = (
-        "import duckdb, json, sys\n"
-        "c = duckdb.connect(sys.argv[1], read_only=True)\n"
-        "tables = json.loads(sys.argv[2])\n"
-        "print(json.dumps({t: c.execute(f'select count(*), count(distinct ({k})) from zoom_sms.{t}').fetchone()\n"
-        "                  for t, k in tables.items()}))\n"
-    )
-    result = subprocess.run(  # noqa: S603
-        [str(DUCKDB_PYTHON), "-c", script, str(database), json.dumps(TABLES)],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    loaded = {table: tuple(pair) for table, pair in json.loads(result.stdout).items()}
-    assert loaded == {table: (n, n) for table, n in truth_counts(emulator).items()}
+    assert duckdb_counts(DUCKDB_PYTHON, database) == {table: (n, n) for table, n in truth_counts(emulator).items()}

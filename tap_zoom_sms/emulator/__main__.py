@@ -33,6 +33,18 @@ def parse_args(argv: t.Sequence[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def tap_limits(args: argparse.Namespace) -> dict[str, int]:
+    """The tap's pacing for this emulator's limits, so the tap paces as the emulator limits.
+
+    The tap's settings are whole numbers: a fractional limit is rounded down, but not to 0,
+    which would turn the tap's pacing off; no limit (0) stays 0.
+    """
+    return {
+        "medium_requests_per_second": max(1, int(args.medium_qps)) if args.medium_qps else 0,
+        "heavy_requests_per_second": max(1, int(args.heavy_qps)) if args.heavy_qps else 0,
+    }
+
+
 def main(argv: t.Sequence[str] | None = None) -> None:
     """Start the emulator, print its URL as a JSON line, serve until SIGINT or SIGTERM."""
     args = parse_args(argv)
@@ -49,7 +61,7 @@ def main(argv: t.Sequence[str] | None = None) -> None:
     )
     emulator = Emulator(spec, config, port=args.port)
     if args.tap_config:
-        args.tap_config.write_text(json.dumps(emulator.tap_config(), indent=2))
+        args.tap_config.write_text(json.dumps(emulator.tap_config(**tap_limits(args)), indent=2))
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     print(json.dumps({"url": emulator.url}), flush=True)  # noqa: T201
     try:

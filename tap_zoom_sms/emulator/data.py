@@ -53,7 +53,7 @@ def fmt(value: dt.datetime) -> str:
 
 def month_starts(start: dt.datetime, end: dt.datetime) -> list[dt.datetime]:
     """Return the first instant of every month that begins within ``(start, end]``."""
-    out = []
+    out: list[dt.datetime] = []
     year, month = start.year, start.month
     while True:
         year, month = (year + 1, 1) if month == 12 else (year, month + 1)

@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
+import jwt
 import pendulum
 
 from tap_zoom_sms.emulator.data import ME_OWNER, Account, DatasetSpec, file_bytes, fmt
@@ -169,10 +170,6 @@ class _ZoomError(Exception):
         self.status, self.body, self.headers = status, body, headers or {}
 
 
-def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).decode().rstrip("=")
-
-
 def _zoom_error(status: int, code: int, message: str) -> _ZoomError:
     return _ZoomError(status, {"code": code, "message": message})
 
@@ -239,8 +236,7 @@ class Emulator:
     @property
     def url(self) -> str:
         """Return the base URL, e.g. http://127.0.0.1:8765."""
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://127.0.0.1:{self._server.server_port}"
 
     def tap_config(self, **overrides: t.Any) -> dict[str, t.Any]:
         """Return a tap config that reads everything this emulator holds."""
@@ -321,25 +317,20 @@ class Emulator:
     # --- attachment files ---------------------------------------------------
     def file_jwt(self, attachment: dict[str, t.Any], expiry: int) -> str:
         """Sign a download JWT for one attachment: its id, size and expiry."""
-        header = _b64url(b'{"alg":"HS256","typ":"JWT"}')
-        claims = _b64url(json.dumps({"aid": attachment["id"], "size": attachment["size"], "exp": expiry}).encode())
-        return f"{header}.{claims}.{self._jwt_signature(header, claims)}"
-
-    def _jwt_signature(self, header: str, claims: str) -> str:
-        return _b64url(hmac.new(self._secret, f"{header}.{claims}".encode(), hashlib.sha256).digest())
+        claims = {"aid": attachment["id"], "size": attachment["size"], "exp": expiry}
+        return jwt.encode(claims, self._secret, algorithm="HS256")
 
     def serve_file(self, attachment_id: str, query: dict[str, list[str]]) -> bytes:
         """Return a file's bytes for a valid, unexpired JWT naming it; else Zoom's 401."""
         refused = _zoom_error(401, 124, "Invalid access token.")
         try:
-            header, claims, signature = query["jwt"][0].split(".")
-            body = json.loads(base64.urlsafe_b64decode(claims + "=" * (-len(claims) % 4)))
-        except (KeyError, ValueError, binascii.Error):
-            raise refused from None
-        if not hmac.compare_digest(signature, self._jwt_signature(header, claims)) or body.get("aid") != attachment_id:
-            raise refused
-        if body["exp"] < time.time():
+            body = jwt.decode(query["jwt"][0], self._secret, algorithms=["HS256"])
+        except jwt.ExpiredSignatureError:
             self.stats.count("statuses", "file_expired")
+            raise refused from None
+        except (KeyError, jwt.InvalidTokenError):
+            raise refused from None
+        if body.get("aid") != attachment_id:
             raise refused
         with self._lock:
             fault = self.config.file_fault_rate and self._faults.random() < self.config.file_fault_rate

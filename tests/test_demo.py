@@ -1,0 +1,81 @@
+"""scripts/demo as a new user runs it, in a temporary copy of the project.
+
+The demo installs only the two plugins it runs, paces the tap as the emulator limits, and leaves
+no STATE: a later ``meltano run tap-zoom-sms target-duckdb`` against another account loads that
+account whole, from start_date, into the default output/zoom.duckdb, where ``zoom_sms.<table>``
+names one table (a file named zoom_sms.duckdb made it ambiguous).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import typing as t
+
+import pytest
+
+from tap_zoom_sms.emulator import DatasetSpec, Emulator
+from tap_zoom_sms.emulator.__main__ import parse_args, tap_limits
+from tests.projects import ROOT, copy_project, duckdb_counts, meltano, run_in, tap_env, truth_counts
+
+if t.TYPE_CHECKING:
+    from pathlib import Path
+
+DEMO_SESSIONS = 12
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """A copy of the project after scripts/demo ran in it, and what the demo printed."""
+    project = copy_project(tmp_path_factory.mktemp("demo") / "project")
+    # Meltano and uv as scripts/test installed them; .venv and the plugins are the copy's own
+    (project / ".tools").symlink_to(ROOT / ".tools")
+    printed = run_in(project, project / "scripts" / "demo", env={"DEMO_SESSIONS": str(DEMO_SESSIONS)}).stdout
+    return project, printed
+
+
+def test_demo_prints_what_it_loaded(demo: tuple[Path, str]) -> None:
+    _, printed = demo
+    assert re.search(rf"^  sms_sessions +{DEMO_SESSIONS}$", printed, re.MULTILINE), printed
+
+
+def test_demo_installs_only_the_plugins_it_runs(demo: tuple[Path, str]) -> None:
+    project, _ = demo
+    installed = {
+        kind: sorted(p.name for p in (project / ".meltano" / kind).iterdir()) for kind in ("extractors", "loaders")
+    }
+    assert installed == {"extractors": ["tap-zoom-sms"], "loaders": ["target-duckdb"]}
+
+
+def test_demo_paces_the_tap_as_the_emulator_limits(demo: tuple[Path, str]) -> None:
+    project, _ = demo
+    config = json.loads((project / "output" / "emulator-tap-config.json").read_text())
+    # the demo starts the emulator with Business-plan limits: 20 Medium, 10 Heavy requests/s
+    assert (config["medium_requests_per_second"], config["heavy_requests_per_second"]) == (20, 10)
+
+
+def test_a_run_after_the_demo_starts_from_start_date(demo: tuple[Path, str]) -> None:
+    project, _ = demo
+    assert meltano(project, "state", "list").stdout.strip() == ""
+    # another account, as when the project is pointed at a real one after the demo
+    with Emulator(DatasetSpec(seed=23, sessions=15, engagements=6)) as emulator:
+        meltano(project, "run", "tap-zoom-sms", "target-duckdb", env=tap_env(emulator))
+        expected = truth_counts(emulator)
+    python = project / ".meltano" / "loaders" / "target-duckdb" / "venv" / "bin" / "python"
+    loaded = duckdb_counts(python, project / "output" / "zoom.duckdb")
+    assert loaded == {table: (n, n) for table, n in expected.items()}
+    # and that run kept its bookmark under the id the demo stays away from
+    assert meltano(project, "state", "list").stdout.split() == ["dev:tap-zoom-sms-to-target-duckdb"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "limits"),
+    [
+        (["--medium-qps", "20", "--heavy-qps", "10"], (20, 10)),
+        (["--medium-qps", "8.5", "--heavy-qps", "0.5"], (8, 1)),  # whole numbers, never 0 (pacing off)
+        ([], (0, 0)),  # no limit: no pacing
+    ],
+)
+def test_emulator_tap_config_carries_its_limits(argv: list[str], limits: tuple[int, int]) -> None:
+    got = tap_limits(parse_args(argv))
+    assert (got["medium_requests_per_second"], got["heavy_requests_per_second"]) == limits
