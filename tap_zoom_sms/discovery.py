@@ -27,7 +27,9 @@ from __future__ import annotations
 
 import math
 import typing as t
+from concurrent.futures import ThreadPoolExecutor
 
+from tap_zoom_sms import interrupts
 from tap_zoom_sms.client import ZoomStream
 from tap_zoom_sms.windows import format_zoom_time
 
@@ -134,11 +136,12 @@ class Discovery:
         self.sample: dict[str, set[str]] = {}
 
     def active(self, window: Window) -> set[str]:
-        """Return the sessions that sent or received a message in ``window``."""
-        found: set[str] = set()
-        for activity in self._lists:
-            found |= activity.session_ids(window, self._context)
-        return found
+        """Return the sessions that sent or received a message in ``window`` (both lists read at once)."""
+        pool = ThreadPoolExecutor(len(self._lists), thread_name_prefix="zoom-activity")
+        try:
+            return set().union(*pool.map(lambda activity: activity.session_ids(window, self._context), self._lists))
+        finally:  # after a stop signal, not waiting for a list blocked in a read
+            pool.shutdown(wait=not interrupts.STOP.is_set(), cancel_futures=True)
 
     @property
     def sample_due(self) -> bool:

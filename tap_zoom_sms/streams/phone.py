@@ -293,24 +293,32 @@ class SmsSessionsStream(ZoomStream):
             self._commit(_WindowEnd(window, last, covered))
 
     def _walk(self, session_ids: list[str], since: str, until: str) -> dict[str, list[str]]:
-        """Return the message times of each session over ``[since, until]``, walking them at once.
+        """Return the message times of each session over ``[since, until]``, every window of every session at once.
 
-        Each walk is a request per window, one after the other: walked one session at a
-        time from this thread, the sample check would leave the workers idle for tens
-        of seconds at a second of latency.
+        A walk is a request per window: one session at a time, or even one window after
+        another, the sample check would leave the workers idle for tens of seconds at a
+        second of latency.
         """
         local = threading.local()
+        windows = [
+            (format_zoom_time(w.start), format_zoom_time(w.end))
+            for w in month_windows(parse_time(since), parse_time(until))
+        ]
+        tasks = [(session_id, lo, hi) for session_id in session_ids for lo, hi in windows]
 
-        def walk(session_id: str) -> list[str]:
+        def walk(task: tuple[str, str, str]) -> list[str]:
             if not hasattr(local, "stream"):
                 local.stream = SmsMessagesStream(tap=self._tap)
-            return local.stream.message_times(session_id, since, until)
+            return local.stream.message_times(*task)
 
-        pool = ThreadPoolExecutor(max(1, min(len(session_ids), self._tap.message_workers)), "zoom-sample")
+        found: dict[str, list[str]] = {session_id: [] for session_id in session_ids}
+        pool = ThreadPoolExecutor(max(1, min(len(tasks), self._tap.message_workers)), "zoom-sample")
         try:
-            return dict(zip(session_ids, pool.map(walk, session_ids), strict=True))
+            for (session_id, _, _), times in zip(tasks, pool.map(walk, tasks), strict=True):
+                found[session_id] += times
         finally:  # after a stop signal, not waiting for walks blocked in a read
             pool.shutdown(wait=not interrupts.STOP.is_set(), cancel_futures=True)
+        return found
 
     def _active_elsewhere(self, window: Window, listed: set[str]) -> list[dict[str, str]]:
         """Return the contexts that read ``window`` for its active sessions listed in a later window.
