@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 import typing as t
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 
 from tap_zoom_sms import interrupts
 from tap_zoom_sms.client import ZoomStream
@@ -134,9 +134,29 @@ class Discovery:
         self._latest = SessionActivity(tap, "last_message_time") if sample else None
         #: sampled session -> the months the exhaustive walk found messages in
         self.sample: dict[str, set[str]] = {}
+        #: the lists of the windows being read, read in the background (one window at a time)
+        self._reader = ThreadPoolExecutor(1, thread_name_prefix="zoom-activity-ahead")
+        self._ahead: dict[Window, Future[set[str]]] = {}
+
+    def read_ahead(self, window: Window) -> None:
+        """Start reading ``window``'s activity lists now, while its sessions are listed.
+
+        At a second of latency, reading them only once the window's list is done would
+        stall the workers for that second, once a month of the range.
+        """
+        self._ahead[window] = self._reader.submit(self._read, window)
 
     def active(self, window: Window) -> set[str]:
-        """Return the sessions that sent or received a message in ``window`` (both lists read at once)."""
+        """Return the sessions that sent or received a message in ``window``."""
+        future = self._ahead.pop(window, None) or self._reader.submit(self._read, window)
+        return future.result()
+
+    def close(self) -> None:
+        """Stop reading ahead (after a stop signal, without waiting for a list blocked in a read)."""
+        self._reader.shutdown(wait=not interrupts.STOP.is_set(), cancel_futures=True)
+
+    def _read(self, window: Window) -> set[str]:
+        """Read both activity lists of ``window`` at once (from the reader's thread only)."""
         pool = ThreadPoolExecutor(len(self._lists), thread_name_prefix="zoom-activity")
         try:
             return set().union(*pool.map(lambda activity: activity.session_ids(window, self._context), self._lists))

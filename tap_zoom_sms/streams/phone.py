@@ -144,7 +144,14 @@ class SmsSessionsStream(ZoomStream):
                 if messages is not None:
                     messages.boundary = BoundaryMessages()
         self._listed = set()
-        return month_windows(start, self._tap.end_date)
+        return self._reading_ahead(month_windows(start, self._tap.end_date))
+
+    def _reading_ahead(self, windows: t.Iterator[Window]) -> t.Iterator[Window]:
+        """Yield ``windows``, starting each one's activity lists as the paginator moves to it."""
+        for window in windows:
+            if self._discovery is not None:
+                self._discovery.read_ahead(window)
+            yield window
 
     def _messages_stream(self) -> SmsMessagesStream | None:
         return next((s for s in self.child_streams if isinstance(s, SmsMessagesStream)), None)
@@ -175,6 +182,9 @@ class SmsSessionsStream(ZoomStream):
                 state = self.get_context_state(context)
                 state["message_discovery"] = "exhaustive"
                 self.commit_bookmark(self.messages_since, context, messages_since=since)
+            finally:
+                if self._discovery is not None:
+                    self._discovery.close()
 
     def _read(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
         """List sessions, fetching the messages of the next few while the SDK writes the current one.
