@@ -26,6 +26,7 @@ active sessions are the only set held at once, and the state holds no session.
 from __future__ import annotations
 
 import math
+import threading
 import typing as t
 from concurrent.futures import Future, ThreadPoolExecutor
 
@@ -53,8 +54,28 @@ MIN_SAMPLE, MAX_SAMPLE = 2, 50
 #: run, and relies on the check that costs nothing.
 SAMPLE_FROM_WINDOWS = 3
 ACTIVITY_FILTERS = ("sent_message_time", "received_message_time")
-#: Walks sessions' messages over a range: ``(session_ids, since, until) -> {session_id: message times}``.
-Walker = t.Callable[[list[str], str, str], t.Mapping[str, t.Iterable[str]]]
+
+
+class RequestCounter:
+    """Counts the requests of the streams attached to it, from any thread (what the sample check cost)."""
+
+    def __init__(self) -> None:
+        """Start at zero."""
+        self._lock = threading.Lock()
+        self.count = 0
+
+    def attach(self, stream: ZoomStream) -> None:
+        """Count every response ``stream`` gets from now on, retries included."""
+        stream.requests_session.hooks["response"].append(self._seen)
+
+    def _seen(self, response: t.Any, *args: t.Any, **kwargs: t.Any) -> None:  # noqa: ARG002
+        with self._lock:
+            self.count += 1
+
+
+#: Walks sessions' messages over a range, counting its requests:
+#: ``(session_ids, since, until, counter) -> {session_id: message times}``.
+Walker = t.Callable[[list[str], str, str, RequestCounter], t.Mapping[str, t.Iterable[str]]]
 
 
 class DiscoveryFellShortError(Exception):
@@ -168,16 +189,19 @@ class Discovery:
         """Say whether the sample is still to be taken (once per run, at its first window)."""
         return self._latest is not None
 
-    def take_sample(self, windows: t.Sequence[Window], walk: Walker) -> None:
+    def take_sample(self, windows: t.Sequence[Window], walk: Walker) -> int:
         """Walk a sample of sessions over the range of ``windows``, once, before its first window is checked.
 
         The sample comes from the latest windows (scanned back until it is full), by
         their last message; each is walked with ``walk`` over the whole range, and the
-        months it finds messages in are checked as the run reaches them.
+        months it finds messages in are checked as the run reaches them. Returns the
+        requests the sample made.
         """
         latest, self._latest = self._latest, None
         if latest is None or not windows:
-            return
+            return 0
+        counter = RequestCounter()
+        counter.attach(latest)
         since, until = format_zoom_time(windows[0].start), format_zoom_time(windows[-1].end)
         chosen: list[str] = []
         size = 0
@@ -187,8 +211,9 @@ class Discovery:
             chosen += listed[: size - len(chosen)]
             if size and len(chosen) >= size:
                 break
-        walks = walk(chosen, since, until)
+        walks = walk(chosen, since, until, counter)
         self.sample = {session_id: {month_of(when) for when in walks[session_id]} for session_id in chosen}
+        return counter.count
 
     def check(self, window: Window, active: set[str], listed: set[str]) -> None:
         """Raise :class:`DiscoveryFellShortError` if ``window``'s activity lists missed a session.

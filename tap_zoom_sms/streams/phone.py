@@ -32,6 +32,7 @@ from tap_zoom_sms.discovery import (
     BoundaryMessages,
     Discovery,
     DiscoveryFellShortError,
+    RequestCounter,
     sessions_path,
 )
 from tap_zoom_sms.errors import SessionGoneError, ZoomAPIError
@@ -302,7 +303,7 @@ class SmsSessionsStream(ZoomStream):
         else:
             self._commit(_WindowEnd(window, last, covered))
 
-    def _walk(self, session_ids: list[str], since: str, until: str) -> dict[str, list[str]]:
+    def _walk(self, session_ids: list[str], since: str, until: str, counter: RequestCounter) -> dict[str, list[str]]:
         """Return the message times of each session over ``[since, until]``, every window of every session at once.
 
         A walk is a request per window: one session at a time, or even one window after
@@ -319,6 +320,7 @@ class SmsSessionsStream(ZoomStream):
         def walk(task: tuple[str, str, str]) -> list[str]:
             if not hasattr(local, "stream"):
                 local.stream = SmsMessagesStream(tap=self._tap)
+                counter.attach(local.stream)
             return local.stream.message_times(*task)
 
         found: dict[str, list[str]] = {session_id: [] for session_id in session_ids}
@@ -339,13 +341,12 @@ class SmsSessionsStream(ZoomStream):
         assert self._discovery is not None  # noqa: S101
         if self._discovery.sample_due:
             windows = list(month_windows(self.messages_since, self._tap.end_date))
-            before = self._tap.progress.requests
-            self._discovery.take_sample(windows, self._walk)
+            requests = self._discovery.take_sample(windows, self._walk)
             self.logger.info(
                 "Discovery sample: %d sessions walked over %d windows to check Zoom's activity lists (%d requests)",
                 len(self._discovery.sample),
                 len(windows),
-                self._tap.progress.requests - before,
+                requests,
             )
         active = self._discovery.active(window)
         self._discovery.check(window, active, listed)
