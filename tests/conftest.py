@@ -13,6 +13,9 @@ import pytest
 from tap_zoom_sms.tap import TapZoomSms
 from tests.fakezoom import FakeZoom, base_config
 
+# the module-scoped `postgres` fixture (a throwaway cluster), for any test module that asks for it
+pytest_plugins = ["tests.pg"]
+
 
 @dataclass
 class TapRun:
