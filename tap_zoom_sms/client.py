@@ -124,6 +124,9 @@ class ZoomStream(BaseStream, RESTStream[WindowPage]):
     records_key: t.ClassVar[str]
     #: Whether the run's progress line follows this stream's windows (a top-level stream's).
     shows_progress: t.ClassVar[bool] = True
+    #: Whether its requests go ahead of those waiting at the limiter: a list whose pages the
+    #: workers' next fetches depend on (see :class:`tap_zoom_sms.ratelimit.RateLimiter`).
+    paced_first: t.ClassVar[bool] = False
 
     _paginator: WindowPaginator
     _windows: t.Iterator[Window]
@@ -143,7 +146,8 @@ class ZoomStream(BaseStream, RESTStream[WindowPage]):
     @cached_property
     def requests_session(self) -> requests.Session:
         """Return a session paced by the limiter of this endpoint's label."""
-        return RateLimitedSession(self._tap.rate_limiters[self.rate_limit_label], self._tap.progress.response)
+        limiter = self._tap.rate_limiters[self.rate_limit_label]
+        return RateLimitedSession(limiter, self._tap.progress.response, first=self.paced_first)
 
     @property
     def timeout(self) -> int:

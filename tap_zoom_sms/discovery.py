@@ -14,10 +14,12 @@ falls back to the exhaustive walk when they fall short:
 
 - every session listed by its last message in a month must be among that month's
   active sessions (this costs nothing);
-- before a backfill reads its first month, a sample of the sessions of its latest months
-  (listed by their last message, so they have the longest histories in the range) is
-  walked exhaustively over the whole range, and the activity list of every month where
-  the walk finds messages must name the session (about 5% of a backfill's requests).
+- a sample of the sessions of the backfill's latest months (listed by their last
+  message, so they have the longest histories in the range) is walked exhaustively
+  over the whole range, and the activity list of every month where the walk finds
+  messages must name the session (about 5% of a backfill's requests). The walk runs
+  in the background from the run's start, beside the months being read, and each
+  month is checked before its bookmark is committed.
 
 The sessions stream (``tap_zoom_sms.streams.phone``) reads month by month: a month's
 active sessions are the only set held at once, and the state holds no session.
@@ -25,6 +27,7 @@ active sessions are the only set held at once, and the state holds no session.
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import typing as t
@@ -114,6 +117,7 @@ class SessionActivity(ZoomStream):
     primary_keys = ("session_id",)
     replication_key = "last_access_time"
     records_key = "sms_sessions"
+    paced_first = True  # the workers wait on its pages for sessions to fetch
     shows_progress = False  # the sessions stream's own windows are the run's progress
 
     def __init__(self, tap: TapZoomSms, filter_type: str) -> None:
@@ -153,11 +157,14 @@ class Discovery:
         self._context = context
         self._lists = [SessionActivity(tap, filter_type) for filter_type in ACTIVITY_FILTERS]
         self._latest = SessionActivity(tap, "last_message_time") if sample else None
-        #: sampled session -> the months the exhaustive walk found messages in
-        self.sample: dict[str, set[str]] = {}
         #: the lists of the windows being read, read in the background (one window at a time)
         self._reader = ThreadPoolExecutor(1, thread_name_prefix="zoom-activity-ahead")
         self._ahead: dict[Window, Future[set[str]]] = {}
+        #: the sample check, in the background: which sessions, then the months their walk found
+        self._sampler = ThreadPoolExecutor(1, thread_name_prefix="zoom-sample-check")
+        self._chosen: Future[list[str]] | None = None
+        self._walked: Future[dict[str, set[str]]] | None = None
+        self._sample_requests = RequestCounter()
 
     def read_ahead(self, window: Window) -> None:
         """Start reading ``window``'s activity lists now, while its sessions are listed.
@@ -174,7 +181,8 @@ class Discovery:
 
     def close(self) -> None:
         """Stop reading ahead (after a stop signal, without waiting for a list blocked in a read)."""
-        self._reader.shutdown(wait=not interrupts.STOP.is_set(), cancel_futures=True)
+        for pool in (self._reader, self._sampler):
+            pool.shutdown(wait=not interrupts.STOP.is_set(), cancel_futures=True)
 
     def _read(self, window: Window) -> set[str]:
         """Read both activity lists of ``window`` at once (from the reader's thread only)."""
@@ -184,25 +192,22 @@ class Discovery:
         finally:  # after a stop signal, not waiting for a list blocked in a read
             pool.shutdown(wait=not interrupts.STOP.is_set(), cancel_futures=True)
 
-    @property
-    def sample_due(self) -> bool:
-        """Say whether the sample is still to be taken (once per run, at its first window)."""
-        return self._latest is not None
-
-    def take_sample(self, windows: t.Sequence[Window], walk: Walker) -> int:
-        """Walk a sample of sessions over the range of ``windows``, once, before its first window is checked.
+    def start_sample(self, windows: t.Sequence[Window], walk: Walker, logger: logging.Logger) -> None:
+        """Start the sample check over the range of ``windows`` in the background (once per run).
 
         The sample comes from the latest windows (scanned back until it is full), by
-        their last message; each is walked with ``walk`` over the whole range, and the
-        months it finds messages in are checked as the run reaches them. Returns the
-        requests the sample made.
+        their last message; each is walked with ``walk`` over the whole range. Run
+        before the first month, it would leave the workers idle for a few latencies
+        (its list pages, then the first month's list after the walk): beside the
+        months, it only delays the first bookmark.
         """
-        latest, self._latest = self._latest, None
-        if latest is None or not windows:
-            return 0
-        counter = RequestCounter()
-        counter.attach(latest)
-        since, until = format_zoom_time(windows[0].start), format_zoom_time(windows[-1].end)
+        if self._latest is None or not windows:
+            return
+        self._sample_requests.attach(self._latest)
+        self._chosen = self._sampler.submit(self._choose, self._latest, windows)
+        self._walked = self._sampler.submit(self._walk_sample, windows, walk, logger)
+
+    def _choose(self, latest: SessionActivity, windows: t.Sequence[Window]) -> list[str]:
         chosen: list[str] = []
         size = 0
         for window in reversed(windows):
@@ -211,20 +216,49 @@ class Discovery:
             chosen += listed[: size - len(chosen)]
             if size and len(chosen) >= size:
                 break
-        walks = walk(chosen, since, until, counter)
-        self.sample = {session_id: {month_of(when) for when in walks[session_id]} for session_id in chosen}
-        return counter.count
+        return chosen
+
+    def _walk_sample(self, windows: t.Sequence[Window], walk: Walker, logger: logging.Logger) -> dict[str, set[str]]:
+        assert self._chosen is not None  # noqa: S101 (submitted before this, to the same thread)
+        chosen = self._chosen.result()
+        since, until = format_zoom_time(windows[0].start), format_zoom_time(windows[-1].end)
+        walks = walk(chosen, since, until, self._sample_requests)
+        logger.info(
+            "Discovery sample: %d sessions walked over %d windows to check Zoom's activity lists (%d requests)",
+            len(chosen),
+            len(windows),
+            self._sample_requests.count,
+        )
+        return {session_id: {month_of(when) for when in walks[session_id]} for session_id in chosen}
+
+    def sampled_among(self, active: set[str]) -> frozenset[str]:
+        """Return the sampled sessions among a window's ``active`` ones (once the sample is chosen)."""
+        if self._chosen is None:
+            return frozenset()
+        return frozenset(session_id for session_id in self._chosen.result() if session_id in active)
 
     def check(self, window: Window, active: set[str], listed: set[str]) -> None:
-        """Raise :class:`DiscoveryFellShortError` if ``window``'s activity lists missed a session.
+        """Raise :class:`DiscoveryFellShortError` if ``window``'s activity lists missed a session it lists.
 
-        ``listed`` are the sessions listed in ``window`` by their last message.
+        ``listed`` are the sessions listed in ``window`` by their last message: each
+        must be active there. This costs nothing, and runs as soon as the window is read.
         """
         month = month_of(window.start)
         for session_id in sorted(listed - active):
             raise DiscoveryFellShortError(session_id, month, "its last message is there")
-        for session_id, months in sorted(self.sample.items()):
-            if month in months and session_id not in active:
+
+    def check_sample(self, window: Window, sampled_active: frozenset[str]) -> None:
+        """Raise :class:`DiscoveryFellShortError` if the sample's walk found messages ``window``'s lists missed.
+
+        ``sampled_active`` are the sampled sessions among the window's active ones
+        (:meth:`sampled_among`). Waits for the walk: run before the window's bookmark
+        is committed.
+        """
+        if self._walked is None:
+            return
+        month = month_of(window.start)
+        for session_id, months in sorted(self._walked.result().items()):
+            if month in months and session_id not in sampled_active:
                 raise DiscoveryFellShortError(session_id, month, "the exhaustive walk of a sample found messages")
 
 

@@ -6,6 +6,7 @@ process; pacing requests here keeps a run from drawing 429s in the first place.
 
 from __future__ import annotations
 
+import collections
 import threading
 import time
 import typing as t
@@ -22,8 +23,18 @@ from tap_zoom_sms import interrupts
 HEADROOM = 0.95
 
 
+#: Longest a caller waiting for its turn sleeps before it looks for a stop signal.
+WAKE_SECONDS = 0.25
+
+
 class RateLimiter:
-    """Spaces requests evenly, a little under ``rate`` per second (thread-safe)."""
+    """Spaces requests evenly, a little under ``rate`` per second, in turns (thread-safe).
+
+    Callers wait in a queue and each takes the next slot when it reaches the head, so
+    a caller can go ahead of those already waiting (``acquire(first=True)``) without
+    changing the spacing: the session list's pages do, since the workers' next fetches
+    depend on them, and behind two dozen workers' turns a page would wait over a second.
+    """
 
     def __init__(self, rate: float, *, clock: t.Callable[[], float] = time.monotonic) -> None:
         """Allow about ``rate`` requests per second; ``rate <= 0`` disables the limit."""
@@ -31,39 +42,75 @@ class RateLimiter:
         self._clock = clock
         self._next_slot = 0.0
         self._lock = threading.Lock()
+        self._queue: collections.deque[threading.Event] = collections.deque()
         self._closed_by: Exception | None = None
 
     def close(self, reason: Exception) -> None:
         """Refuse every later request with ``reason`` (Zoom's daily cap for the label is reached)."""
         self._closed_by = reason
 
-    def acquire(self) -> None:
-        """Block until this caller's slot comes; raise if the label is closed."""
+    def acquire(self, *, first: bool = False) -> None:
+        """Block until this caller's slot comes (``first``: ahead of those waiting); raise if the label is closed."""
         if self._closed_by is not None:
             raise self._closed_by
         if not self._interval:
             return
+        turn = threading.Event()
+        with self._lock:
+            (self._queue.appendleft if first else self._queue.append)(turn)
+        try:
+            while (wait := self._take(turn)) > 0:
+                turn.wait(min(wait, WAKE_SECONDS))
+                interrupts.check()
+        except BaseException:
+            with self._lock:
+                self._leave(turn)
+            raise
+
+    def _take(self, turn: threading.Event) -> float:
+        """Take the slot if ``turn`` is at the head and the slot has come, else say how long to wait."""
         with self._lock:
             now = self._clock()
-            slot = max(now, self._next_slot)
-            self._next_slot = slot + self._interval
-        if slot > now:
-            interrupts.sleep(slot - now)
+            if self._queue[0] is not turn:
+                turn.clear()  # set again when it reaches the head (under this lock: no wake is lost)
+                return WAKE_SECONDS
+            if now < self._next_slot:
+                return self._next_slot - now
+            self._next_slot = max(now, self._next_slot) + self._interval
+            self._leave(turn)
+            return 0.0
+
+    def _leave(self, turn: threading.Event) -> None:
+        """Take ``turn`` out of the queue and wake the caller now at its head (holding the lock)."""
+        if turn in self._queue:
+            self._queue.remove(turn)
+        if self._queue:
+            self._queue[0].set()
 
 
 class RateLimitedSession(requests.Session):
     """A session whose every send, retries included, waits for the limiter."""
 
-    def __init__(self, limiter: RateLimiter, on_response: t.Callable[[requests.Response], None] | None = None) -> None:
-        """Send through ``limiter``; ``on_response`` sees every response (the run's progress counts them)."""
+    def __init__(
+        self,
+        limiter: RateLimiter,
+        on_response: t.Callable[[requests.Response], None] | None = None,
+        *,
+        first: bool = False,
+    ) -> None:
+        """Send through ``limiter`` (``first``: ahead of the callers waiting); ``on_response`` sees every response.
+
+        The run's progress counts the responses.
+        """
         super().__init__()
         self._limiter = limiter
+        self._first = first
         self._on_response = on_response
         self._proxies: dict[str, dict[str, str]] = {}
 
     def send(self, request: requests.PreparedRequest, **kwargs: t.Any) -> requests.Response:
         """Wait for a slot, then send (with the proxies the environment names for this host)."""
-        self._limiter.acquire()
+        self._limiter.acquire(first=self._first)
         kwargs.setdefault("proxies", self._proxies_for(request.url or ""))
         response = super().send(request, **kwargs)
         if self._on_response is not None:

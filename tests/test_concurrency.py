@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import collections
+import threading
+import time
 import typing as t
 
 import pytest
@@ -66,34 +68,41 @@ def test_an_explicit_setting_out_of_range_is_refused(value: int) -> None:
 
 
 class RecordingPrefetcher(prefetch.Prefetcher):
-    """A prefetcher that remembers its size and the most sessions ever submitted and not yet taken."""
+    """A prefetcher that remembers its size and the most fetches ever begun and not yet taken."""
 
     instances: t.ClassVar[list[RecordingPrefetcher]] = []
 
     def __init__(self, make_fetcher: prefetch.Fetcher, workers: int) -> None:
         super().__init__(make_fetcher, workers)
         self.workers = workers
-        self.outstanding = 0
-        self.peak = 0
+        self.begun = self.peak = 0
+        self.count_lock = threading.Lock()
         self.instances.append(self)
 
-    def submit(self, key: str, context: Context) -> None:
-        self.outstanding += 1
-        self.peak = max(self.peak, self.outstanding)
-        super().submit(key, context)
+    def _fetch(self, context: Context) -> list[dict]:
+        with self.count_lock:
+            self.begun += 1
+            self.peak = max(self.peak, self.begun)
+        return super()._fetch(context)
 
     def take(self, key: str) -> list[dict] | None:
-        self.outstanding -= 1
+        with self.count_lock:
+            self.begun -= 1
         return super().take(key)
 
 
-@pytest.mark.parametrize(("settings", "workers"), [({}, 60), ({"max_concurrent_requests": 4}, 4)])
+@pytest.mark.parametrize(
+    ("settings", "workers", "months"),
+    [({}, 60, 1), ({"max_concurrent_requests": 4}, 4, 1), ({"max_concurrent_requests": 4}, 4, 6)],
+    ids=["default", "4-workers", "4-workers-discovery"],
+)
 def test_a_run_fetches_with_the_sized_workers_and_a_bounded_read_ahead(
-    monkeypatch: pytest.MonkeyPatch, settings: dict[str, int], workers: int
+    monkeypatch: pytest.MonkeyPatch, settings: dict[str, int], workers: int, months: int
 ) -> None:
     monkeypatch.setattr(phone, "Prefetcher", RecordingPrefetcher)
     RecordingPrefetcher.instances = []
-    with Emulator(DatasetSpec(seed=12, sessions=150, engagements=0, months=1, busy_share=0.0)) as emulator:
+    spec = DatasetSpec(seed=12, sessions=150, engagements=0, months=months, busy_share=0.0)
+    with Emulator(spec) as emulator:
         config = emulator.tap_config(medium_requests_per_second=40, heavy_requests_per_second=0, **settings)
         run = run_tap(config)
         expected = truth(emulator)
@@ -104,5 +113,57 @@ def test_a_run_fetches_with_the_sized_workers_and_a_bounded_read_ahead(
     assert got["sms_sessions"] == expected["sms_sessions"]
     (used,) = RecordingPrefetcher.instances
     assert used.workers == workers
-    # the sessions held in memory are bounded by the read-ahead, not by the account
-    assert used.peak <= 2 * workers + 1
+    # the sessions held in memory are bounded by the workers, not by the account (with discovery,
+    # a month's active sessions are queued at once: hundreds, in a real backfill)
+    assert used.peak <= 4 * workers + 1
+
+
+class Gate:
+    """A fetcher whose fetches return their context at once, counting how many began (thread-safe)."""
+
+    def __init__(self) -> None:
+        self.began = 0
+        self.changed = threading.Condition()
+
+    def get_records(self, context: Context) -> list[dict]:
+        with self.changed:
+            self.began += 1
+            self.changed.notify_all()
+        return [dict(context)]
+
+
+def wait_until(lock: threading.Condition | t.ContextManager[t.Any], done: t.Callable[[], bool]) -> None:
+    """Wait until ``done()`` (checked holding ``lock``): on the condition when it is one, else polling."""
+    deadline = time.monotonic() + 60
+    while True:
+        with lock:
+            if done():
+                return
+            if isinstance(lock, threading.Condition):
+                lock.wait(timeout=1)
+        assert time.monotonic() < deadline, "the workers never got there"
+        if not isinstance(lock, threading.Condition):
+            time.sleep(0.01)
+
+
+def test_queued_fetches_start_as_workers_finish_up_to_the_held_bound() -> None:
+    gate = Gate()
+    fetcher = prefetch.Prefetcher(lambda: gate, workers=2)
+    try:
+        for n in range(20):
+            fetcher.queue(f"s{n}", {"n": n})
+        # nobody takes anything: the workers start queued fetches themselves, up to 4 x workers held
+        wait_until(gate.changed, lambda: gate.began == fetcher.max_held == 8)
+        # a fetch starts only in a finishing one's callback, which counts it finished under the same
+        # lock: once none is running, none can start
+        wait_until(fetcher._lock, lambda: fetcher.running == 0)
+        assert gate.began == 8
+        assert fetcher.take("s0") == [{"n": 0}]
+        wait_until(gate.changed, lambda: gate.began == 9)
+        # taken out of order, a fetch still queued starts at once; each comes back with its own records
+        assert fetcher.take("s15") == [{"n": 15}]
+        assert [fetcher.take(f"s{n}") for n in range(1, 20) if n != 15] == [[{"n": n}] for n in range(1, 20) if n != 15]
+        assert fetcher.take("s0") is None
+        assert gate.began == 20
+    finally:
+        fetcher.close()

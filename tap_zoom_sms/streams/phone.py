@@ -66,15 +66,15 @@ class _WindowEnd:
     window: Window
     last: bool
     covered: dt.datetime
+    #: the sessions of discovery's sample check that the window's activity lists name
+    sampled: frozenset[str] = frozenset()
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Activity:
     """A session with messages in a window that does not list it (its last message is later)."""
 
     context: dict[str, str]
-    #: whether its messages are being fetched yet (see SmsSessionsStream._top_up)
-    submitted: bool = False
 
 
 class SmsSessionsStream(ZoomStream):
@@ -89,6 +89,7 @@ class SmsSessionsStream(ZoomStream):
     primary_keys = ("session_id",)
     replication_key = "last_access_time"
     records_key = "sms_sessions"
+    paced_first = True  # the workers wait on its pages for sessions to fetch
 
     messages_since: dt.datetime
     #: how this run finds the months of each session's messages (None: the exhaustive walk)
@@ -101,9 +102,6 @@ class SmsSessionsStream(ZoomStream):
     _context: Context | None = None
     _prefetcher: Prefetcher | None = None
     _child_context: dict[str, str] | None = None
-    #: activity queued behind the read-ahead, not yet being fetched, and how many sessions are being fetched
-    _unsubmitted: collections.deque[_Activity]
-    _outstanding = 0
     _read_ahead = 0
 
     @property
@@ -139,9 +137,10 @@ class SmsSessionsStream(ZoomStream):
             # month by month from the messages' lower bound: the months before the bookmark that an
             # interrupted run still owes are read for every session active in them
             start = self.messages_since
-            count = sum(1 for _ in month_windows(start, self._tap.end_date))
-            if count > 1:
-                self._discovery = Discovery(self._tap, context, sample=count >= SAMPLE_FROM_WINDOWS)
+            months = list(month_windows(start, self._tap.end_date))
+            if len(months) > 1:
+                self._discovery = Discovery(self._tap, context, sample=len(months) >= SAMPLE_FROM_WINDOWS)
+                self._discovery.start_sample(months, self._walk, self.logger)
                 if messages is not None:
                     messages.boundary = BoundaryMessages()
         self._listed = set()
@@ -204,13 +203,14 @@ class SmsSessionsStream(ZoomStream):
         prefetcher = Prefetcher(lambda: SmsMessagesStream(tap=self._tap), workers)
         messages.prefetcher = prefetcher
         self._ahead = collections.deque()
-        self._prefetcher, self._read_ahead = prefetcher, 2 * workers
-        self._unsubmitted, self._outstanding = collections.deque(), 0
+        # as far ahead as the prefetcher holds: when the list's next page is asked for, the sessions
+        # behind it hold that many fetches of work, seconds of it, longer than the page takes
+        self._prefetcher, self._read_ahead = prefetcher, prefetcher.max_held
         try:
             for record in super().get_records(context):
                 self._listed.add(record["session_id"])
                 child = self._context_for(record)
-                self._submit(child)
+                self._queue(child)
                 self._ahead.append({**record, CHILD_CONTEXT_KEY: child})
                 while len(self._ahead) > self._read_ahead:
                     yield from self._release()
@@ -221,21 +221,10 @@ class SmsSessionsStream(ZoomStream):
             messages.prefetcher = None
             prefetcher.close()
 
-    def _submit(self, context: dict[str, t.Any]) -> None:
+    def _queue(self, context: dict[str, t.Any]) -> None:
+        """Have the workers fetch ``context``'s messages as they free up (see :class:`Prefetcher`)."""
         assert self._prefetcher is not None  # noqa: S101
-        self._prefetcher.submit(fetch_key(context), context)
-        self._outstanding += 1
-
-    def _top_up(self) -> None:
-        """Start fetching queued activity while fewer than the read-ahead's sessions are being fetched.
-
-        A month's active sessions are queued all at once, when its window ends: fetching
-        them as the queue drains keeps the messages held in memory to the read-ahead.
-        """
-        while self._unsubmitted and self._outstanding < self._read_ahead:
-            item = self._unsubmitted.popleft()
-            self._submit(item.context)
-            item.submitted = True
+        self._prefetcher.queue(fetch_key(context), context)
 
     def _release(self) -> t.Iterator[dict[str, t.Any]]:
         """Hand the oldest session read ahead to the SDK, or commit the window that ended before it."""
@@ -245,13 +234,8 @@ class SmsSessionsStream(ZoomStream):
             self._commit(item)
             return
         if isinstance(item, _Activity):
-            if not item.submitted:  # the queue's head: submitted before the others, as they come in order
-                self._unsubmitted.popleft()
-                self._submit(item.context)
             self._sync_children(item.context)
-        self._outstanding -= 1
-        self._top_up()
-        if not isinstance(item, _Activity):
+        else:
             yield item
 
     def get_url_params(self, context: Context | None, next_page_token: t.Any) -> dict[str, t.Any]:
@@ -288,20 +272,21 @@ class SmsSessionsStream(ZoomStream):
     def on_window_done(self, window: Window, last: bool, covered: dt.datetime) -> None:
         """Read the window's other active sessions, then commit it (or queue both behind the sessions read ahead)."""
         listed, self._listed = self._listed, set()
+        done = _WindowEnd(window, last, covered)
         if self._discovery is not None:
-            for context in self._active_elsewhere(window, listed):
+            active = self._discovery.active(window)
+            self._discovery.check(window, active, listed)
+            done = _WindowEnd(window, last, covered, self._discovery.sampled_among(active))
+            for context in self._contexts(window, active - listed):
                 if self._ahead is not None:
-                    item = _Activity(context)
-                    self._ahead.append(item)
-                    self._unsubmitted.append(item)
+                    self._queue(context)
+                    self._ahead.append(_Activity(context))
                 else:
                     self._sync_children(context)
-            if self._ahead is not None:
-                self._top_up()
         if self._ahead is not None:
-            self._ahead.append(_WindowEnd(window, last, covered))
+            self._ahead.append(done)
         else:
-            self._commit(_WindowEnd(window, last, covered))
+            self._commit(done)
 
     def _walk(self, session_ids: list[str], since: str, until: str, counter: RequestCounter) -> dict[str, list[str]]:
         """Return the message times of each session over ``[since, until]``, every window of every session at once.
@@ -332,28 +317,11 @@ class SmsSessionsStream(ZoomStream):
             pool.shutdown(wait=not interrupts.STOP.is_set(), cancel_futures=True)
         return found
 
-    def _active_elsewhere(self, window: Window, listed: set[str]) -> list[dict[str, str]]:
-        """Return the contexts that read ``window`` for its active sessions listed in a later window.
-
-        Checks the activity lists first (see :mod:`tap_zoom_sms.discovery`); at the
-        first window, a sample of sessions is walked exhaustively for that check.
-        """
-        assert self._discovery is not None  # noqa: S101
-        if self._discovery.sample_due:
-            windows = list(month_windows(self.messages_since, self._tap.end_date))
-            requests = self._discovery.take_sample(windows, self._walk)
-            self.logger.info(
-                "Discovery sample: %d sessions walked over %d windows to check Zoom's activity lists (%d requests)",
-                len(self._discovery.sample),
-                len(windows),
-                requests,
-            )
-        active = self._discovery.active(window)
-        self._discovery.check(window, active, listed)
+    @staticmethod
+    def _contexts(window: Window, session_ids: set[str]) -> list[dict[str, str]]:
+        """Return the contexts that read ``window`` for sessions active there and listed in a later window."""
         since, until = format_zoom_time(window.start), format_zoom_time(window.end)
-        return [
-            {"session_id": sid, "messages_since": since, "messages_until": until} for sid in sorted(active - listed)
-        ]
+        return [{"session_id": sid, "messages_since": since, "messages_until": until} for sid in sorted(session_ids)]
 
     def _commit(self, done: _WindowEnd) -> None:
         """Advance the bookmark to what ``done.window`` covered: its sessions and messages are all out.
@@ -364,6 +332,8 @@ class SmsSessionsStream(ZoomStream):
         sessions whose last message lies after end_date were not listed, and their
         earlier messages are still due.
         """
+        if self._discovery is not None:
+            self._discovery.check_sample(done.window, done.sampled)
         end_date = self._tap.end_date
         reached_present = done.last and (end_date is None or done.window.end < end_date)
         # with discovery, every session's messages up to the window's end have been read

@@ -1,0 +1,131 @@
+"""The client-side limiter: even spacing, turns in order, the session list's pages ahead of the workers.
+
+The limiter reads a clock the tests hold still and move by hand, so which caller
+passes when depends on nothing but the order of events.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import typing as t
+
+import pytest
+
+from tap_zoom_sms import interrupts
+from tap_zoom_sms.errors import DailyLimitError
+from tap_zoom_sms.ratelimit import HEADROOM, RateLimiter
+
+RATE = 10
+INTERVAL = 1 / (RATE * HEADROOM)
+
+
+class Clock:
+    """A clock that moves only when told."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def eventually(done: t.Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + 60
+    while not done():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.005)
+
+
+class Callers:
+    """Threads that each wait for one slot, and the order in which they got it."""
+
+    def __init__(self, limiter: RateLimiter) -> None:
+        self.limiter = limiter
+        self.passed: list[str] = []
+        self.errors: list[BaseException] = []
+        self._lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+
+    def start(self, name: str, *, first: bool = False) -> None:
+        """Start a caller and wait until it is in the limiter's queue."""
+        waiting = len(self.limiter._queue)
+        thread = threading.Thread(target=self._call, args=(name, first), daemon=True)
+        thread.start()
+        self._threads.append(thread)
+        eventually(lambda: len(self.limiter._queue) == waiting + 1, f"{name} never queued")
+
+    def _call(self, name: str, first: bool) -> None:
+        try:
+            self.limiter.acquire(first=first)
+        except BaseException as exc:  # reported to the test
+            self.errors.append(exc)
+            return
+        with self._lock:
+            self.passed.append(name)
+
+    def join(self) -> None:
+        for thread in self._threads:
+            thread.join(timeout=60)
+            assert not thread.is_alive()
+
+
+def test_slots_are_spaced_by_the_interval_and_nobody_passes_before_its_slot() -> None:
+    clock = Clock()
+    limiter = RateLimiter(RATE, clock=clock)
+    limiter.acquire()  # the first slot is now
+    callers = Callers(limiter)
+    for name in ("a", "b", "c"):
+        callers.start(name)
+    time.sleep(3 * 0.25)  # they look at the clock every WAKE_SECONDS at the latest: it has not moved
+    assert callers.passed == []
+    for count in (1, 2, 3):
+        clock.now += INTERVAL
+        eventually(lambda count=count: len(callers.passed) == count, "the next caller never passed")
+    callers.join()
+    assert callers.passed == ["a", "b", "c"]
+
+
+def test_a_caller_that_goes_first_passes_ahead_of_those_waiting() -> None:
+    clock = Clock()
+    limiter = RateLimiter(RATE, clock=clock)
+    limiter.acquire()
+    callers = Callers(limiter)
+    for name in ("worker-1", "worker-2", "worker-3"):
+        callers.start(name)
+    callers.start("list-page", first=True)
+    for count in (1, 2, 3, 4):
+        clock.now += INTERVAL
+        eventually(lambda count=count: len(callers.passed) == count, "the next caller never passed")
+    callers.join()
+    # it took the next slot, not an extra one: the spacing is the same for everybody
+    assert callers.passed == ["list-page", "worker-1", "worker-2", "worker-3"]
+
+
+def test_a_stop_signal_wakes_every_caller_waiting() -> None:
+    clock = Clock()
+    limiter = RateLimiter(RATE, clock=clock)
+    limiter.acquire()
+    callers = Callers(limiter)
+    for name in ("a", "b"):
+        callers.start(name)
+    try:
+        interrupts.STOP.set()
+        callers.join()
+    finally:
+        interrupts.STOP.clear()
+    assert callers.passed == []
+    assert [type(exc) for exc in callers.errors] == [interrupts.Interrupted, interrupts.Interrupted]
+    assert len(limiter._queue) == 0  # they left the queue: the next caller is not stuck behind them
+    clock.now += INTERVAL
+    limiter.acquire()
+
+
+def test_a_closed_label_refuses_at_once_and_no_limit_never_waits() -> None:
+    limiter = RateLimiter(RATE)
+    limiter.close(DailyLimitError("Medium", None))
+    with pytest.raises(DailyLimitError):
+        limiter.acquire()
+    unlimited = RateLimiter(0, clock=Clock())
+    for _ in range(1000):
+        unlimited.acquire()
