@@ -19,7 +19,7 @@ from singer_sdk.singerlib import RecordMessage
 
 from tap_zoom_sms import retries
 from tap_zoom_sms.errors import AuthError, DailyLimitError, PageTokenExpiredError, ZoomAPIError
-from tap_zoom_sms.pagination import WindowPage, WindowPaginator
+from tap_zoom_sms.pagination import WINDOW_READ, WindowPage, WindowPaginator, next_page_token
 from tap_zoom_sms.ratelimit import RateLimitedSession
 from tap_zoom_sms.responses import (
     PAGE_TOKEN_CODES,
@@ -124,6 +124,8 @@ class ZoomStream(BaseStream, RESTStream[WindowPage]):
     records_key: t.ClassVar[str]
     #: Whether the run's progress line follows this stream's windows (a top-level stream's).
     shows_progress: t.ClassVar[bool] = True
+    #: Whether :data:`~tap_zoom_sms.pagination.WINDOW_READ` follows the last record of each window.
+    marks_windows: t.ClassVar[bool] = False
     #: Whether its requests go ahead of those waiting at the limiter: a list whose pages the
     #: workers' next fetches depend on (see :class:`tap_zoom_sms.ratelimit.RateLimiter`).
     paced_first: t.ClassVar[bool] = False
@@ -230,7 +232,7 @@ class ZoomStream(BaseStream, RESTStream[WindowPage]):
         while True:
             try:
                 for record in self.request_records(context):
-                    if dedupe.first_sighting(record, self._paginator.current_value.window):
+                    if record is WINDOW_READ or dedupe.first_sighting(record, self._paginator.current_value.window):
                         yield record
             except PageTokenExpiredError as exc:
                 window = self._paginator.current_value.window
@@ -244,8 +246,11 @@ class ZoomStream(BaseStream, RESTStream[WindowPage]):
                 return
 
     def parse_response(self, response: requests.Response) -> t.Iterable[dict[str, t.Any]]:
-        """Yield the records of a page (a missing or null array is an empty page)."""
-        yield from zoom_json(response).get(self.records_key) or ()
+        """Yield the records of a page (a missing or null array is an empty page), then maybe WINDOW_READ."""
+        body = zoom_json(response)
+        yield from body.get(self.records_key) or ()
+        if self.marks_windows and not next_page_token(body):
+            yield WINDOW_READ
 
     def validate_response(self, response: requests.Response) -> None:
         """Sort a response into success, retry, token renewal or a clear error.

@@ -35,6 +35,16 @@ WindowDone = t.Callable[[Window, bool, "dt.datetime"], None]
 MAX_PAGES_PER_WINDOW = 50_000
 
 
+class _WindowRead(dict):
+    """The type of :data:`WINDOW_READ` (a dict, so it can travel with the records)."""
+
+
+#: Yielded among a list's records after the last record of each window, by a stream that
+#: asks for it (``marks_windows``), before the paginator moves on: there its consumer can
+#: still hand records to the SDK, which it cannot from ``on_window_done``.
+WINDOW_READ: dict[str, t.Any] = _WindowRead()
+
+
 class PagingLoopError(ZoomAPIError):
     """Zoom's page tokens of a window go round in a circle (or never end)."""
 

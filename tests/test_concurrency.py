@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import collections
+import datetime as dt
+import itertools
 import threading
 import time
 import typing as t
@@ -167,3 +169,36 @@ def test_queued_fetches_start_as_workers_finish_up_to_the_held_bound() -> None:
         assert gate.began == 20
     finally:
         fetcher.close()
+
+
+def test_months_that_list_no_session_do_not_pile_up_in_the_read_ahead(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every session's last message is in the latest month: the earlier months list none, only activity.
+
+    No listed session comes to hand records to the SDK in those months; the read-ahead
+    must still hold two months at most, not every month of the range.
+    """
+    held: list[tuple[int, int]] = []  # (window ends, active sessions) read ahead, after each window
+    on_window_done = phone.SmsSessionsStream.on_window_done
+
+    def recording(self: phone.SmsSessionsStream, *args: t.Any) -> None:
+        on_window_done(self, *args)
+        ahead = self._ahead or ()
+        held.append((self._windows_ahead, sum(isinstance(item, phone._Activity) for item in ahead)))
+
+    monkeypatch.setattr(phone.SmsSessionsStream, "on_window_done", recording)
+    with Emulator(DatasetSpec(seed=21, sessions=120, engagements=0, months=8, busy_share=0.0)) as emulator:
+        latest = emulator.account.anchor - dt.timedelta(minutes=5)
+        for (session_id,) in truth(emulator)["sms_sessions"]:
+            emulator.account.add_message(session_id, latest)
+        config = emulator.tap_config(medium_requests_per_second=0, heavy_requests_per_second=0)
+        run = run_tap({**config, "max_concurrent_requests": 2})
+        expected = truth(emulator)
+    got = {(r["message_id"],) for r in run.records["sms_messages"]}
+    assert got == expected["sms_messages"]
+    active: dict[str, set[str]] = collections.defaultdict(set)
+    for record in run.records["sms_messages"]:
+        active[record["date_time"][:7]].add(record["session_id"])
+    months = [len(active[month]) for month in sorted(active)]
+    assert len(held) >= 8
+    assert max(ends for ends, _ in held) <= 2
+    assert max(sessions for _, sessions in held) <= max(map(sum, itertools.pairwise(months)))

@@ -36,6 +36,7 @@ from tap_zoom_sms.discovery import (
     sessions_path,
 )
 from tap_zoom_sms.errors import SessionGoneError, ZoomAPIError
+from tap_zoom_sms.pagination import WINDOW_READ
 from tap_zoom_sms.prefetch import Prefetcher
 from tap_zoom_sms.responses import SESSION_GONE_CODES, describe_error, error_fields, zoom_json
 from tap_zoom_sms.windows import format_zoom_time, month_windows, parse_time
@@ -90,6 +91,7 @@ class SmsSessionsStream(ZoomStream):
     replication_key = "last_access_time"
     records_key = "sms_sessions"
     paced_first = True  # the workers wait on its pages for sessions to fetch
+    marks_windows = True  # see _read
 
     messages_since: dt.datetime
     #: how this run finds the months of each session's messages (None: the exhaustive walk)
@@ -103,6 +105,8 @@ class SmsSessionsStream(ZoomStream):
     _prefetcher: Prefetcher | None = None
     _child_context: dict[str, str] | None = None
     _read_ahead = 0
+    #: how many windows' ends are among the sessions read ahead
+    _windows_ahead = 0
 
     @property
     def path(self) -> str:  # type: ignore[override]
@@ -197,17 +201,25 @@ class SmsSessionsStream(ZoomStream):
         workers = self._tap.message_workers
         if messages is None or workers <= 1 or not (messages.selected or messages.has_selected_descendents):
             for record in super().get_records(context):
-                self._listed.add(record["session_id"])
-                yield record
+                if record is not WINDOW_READ:
+                    self._listed.add(record["session_id"])
+                    yield record
             return
         prefetcher = Prefetcher(lambda: SmsMessagesStream(tap=self._tap), workers)
         messages.prefetcher = prefetcher
-        self._ahead = collections.deque()
+        self._ahead, self._windows_ahead = collections.deque(), 0
         # as far ahead as the prefetcher holds: when the list's next page is asked for, the sessions
         # behind it hold that many fetches of work, seconds of it, longer than the page takes
         self._prefetcher, self._read_ahead = prefetcher, prefetcher.max_held
         try:
             for record in super().get_records(context):
+                if record is WINDOW_READ:
+                    # a window's list is read, and its active sessions join the read-ahead next
+                    # (on_window_done): hand out the windows before the one still being fetched, so
+                    # that two months at most are held, even where months list no session
+                    while self._windows_ahead > 1:
+                        yield from self._release()
+                    continue
                 self._listed.add(record["session_id"])
                 child = self._context_for(record)
                 self._queue(child)
@@ -231,6 +243,7 @@ class SmsSessionsStream(ZoomStream):
         assert self._ahead is not None  # noqa: S101
         item = self._ahead.popleft()
         if isinstance(item, _WindowEnd):
+            self._windows_ahead -= 1
             self._commit(item)
             return
         if isinstance(item, _Activity):
@@ -285,6 +298,7 @@ class SmsSessionsStream(ZoomStream):
                     self._sync_children(context)
         if self._ahead is not None:
             self._ahead.append(done)
+            self._windows_ahead += 1
         else:
             self._commit(done)
 
