@@ -26,6 +26,9 @@ from tests.pg import Postgres
 from tests.projects import MELTANO, ROOT, clean_env, require, tap_env
 
 RUN_RESULTS = ROOT / ".meltano" / "utilities" / "dbt-postgres" / "target" / "run_results.json"
+DBT_LOG = ROOT / ".meltano" / "utilities" / "dbt-postgres" / "logs" / "dbt.log"
+#: The cluster trusts every local connection; the password is there to be looked for in the logs.
+PASSWORD = "password-of-the-dbt-test"
 PROFILES = ROOT / "transform" / "profiles" / "profiles.yml"
 MODELS = {
     "stg_sms_sessions",
@@ -52,7 +55,7 @@ def postgres_env(postgres: Postgres, schema: str) -> dict[str, str]:
         "TARGET_POSTGRES_HOST": "127.0.0.1",
         "TARGET_POSTGRES_PORT": str(postgres.port),
         "TARGET_POSTGRES_USER": "postgres",
-        "TARGET_POSTGRES_PASSWORD": "unused",
+        "TARGET_POSTGRES_PASSWORD": PASSWORD,
         "TARGET_POSTGRES_DATABASE": "zoom",
         "TARGET_POSTGRES_DEFAULT_TARGET_SCHEMA": schema,
     }
@@ -86,7 +89,9 @@ def load_and_build(emulator: Emulator, env: dict[str, str]) -> dict[str, str]:
     )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-4000:]
-    assert emulator.config.client_secret not in output
+    for secret in (emulator.config.client_secret, PASSWORD):
+        assert secret not in output
+        assert secret not in DBT_LOG.read_text()
     return statuses()
 
 
