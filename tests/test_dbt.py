@@ -10,7 +10,6 @@ build on hashed data, and that a broken relationship fails the dbt tests.
 from __future__ import annotations
 
 import collections
-import datetime as dt
 import hashlib
 import json
 import re
@@ -22,6 +21,7 @@ import pytest
 import yaml
 
 from tap_zoom_sms.emulator import DatasetSpec, Emulator
+from tests.marts import first_responses
 from tests.pg import Postgres
 from tests.projects import MELTANO, ROOT, clean_env, require, tap_env
 
@@ -198,35 +198,9 @@ def test_messages_per_day(built: dict[str, str], postgres: Postgres, emulator: E
     assert {tuple(r[:4]): int(r[4]) for r in rows} == dict(expected)
 
 
-def expected_first_responses(records: Records) -> dict[str, int | None]:
-    """Each inbound message after an outbound one (or first in its session): seconds to the next outbound."""
-    by_session: dict[str, list[dict[str, t.Any]]] = collections.defaultdict(list)
-    for message in records["sms_messages"]:
-        by_session[message["session_id"]].append(message)
-    out: dict[str, int | None] = {}
-    for messages in by_session.values():
-        messages.sort(key=lambda m: (m["date_time"], m["message_id"]))
-        for i, message in enumerate(messages):
-            if message["direction"] != "In" or (i and messages[i - 1]["direction"] == "In"):
-                continue
-            reply = next((m for m in messages[i + 1 :] if m["direction"] == "Out"), None)
-            out[message["message_id"]] = None if reply is None else seconds(message, reply)
-    return out
-
-
-def seconds(first: dict[str, t.Any], then: dict[str, t.Any]) -> int:
-    """Whole seconds between two messages' date_time."""
-    parse = dt.datetime.fromisoformat
-    return int(
-        (
-            parse(then["date_time"].replace("Z", "+00:00")) - parse(first["date_time"].replace("Z", "+00:00"))
-        ).total_seconds()
-    )
-
-
 def test_first_response_times(built: dict[str, str], postgres: Postgres, emulator: Emulator) -> None:
     assert built
-    expected = expected_first_responses(truth(emulator))
+    expected = first_responses(truth(emulator)["sms_messages"])
     rows = postgres.sql("select message_id, response_seconds from zoom_sms_marts.first_response_times")
     assert {r[0]: int(r[1]) if r[1] else None for r in rows} == expected
     # the data has both answered and unanswered customer turns

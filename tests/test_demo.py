@@ -18,6 +18,7 @@ import pytest
 
 from tap_zoom_sms.emulator import DatasetSpec, Emulator
 from tap_zoom_sms.emulator.__main__ import parse_args, tap_limits
+from tests.marts import first_responses
 from tests.projects import ROOT, copy_project, duckdb_counts, meltano, run_in, tap_env, truth_counts
 
 if t.TYPE_CHECKING:
@@ -124,3 +125,14 @@ def test_a_run_after_the_demo_starts_from_start_date(demo: tuple[Path, str]) -> 
 def test_emulator_tap_config_carries_its_limits(argv: list[str], limits: tuple[int, int]) -> None:
     got = tap_limits(parse_args(argv))
     assert (got["medium_requests_per_second"], got["heavy_requests_per_second"]) == limits
+
+
+def test_demo_first_response_times_in_duckdb(demo: tuple[Path, str]) -> None:
+    """The window logic of the mart on DuckDB, against the loaded messages (on PostgreSQL: test_dbt)."""
+    project, _ = demo
+    columns = ("session_id", "message_id", "date_time", "direction")
+    messages = duckdb_rows(project, f"select {', '.join(columns)} from zoom_sms.sms_messages")  # noqa: S608
+    expected = first_responses(dict(zip(columns, row, strict=True)) for row in messages)
+    mart = duckdb_rows(project, "select message_id, response_seconds from zoom_sms_marts.first_response_times")
+    assert dict(map(tuple, mart)) == expected
+    assert None in expected.values()
