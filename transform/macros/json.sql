@@ -1,8 +1,14 @@
 {#
   JSON access that works on what each loader makes of the nested fields: target-postgres stores
   objects as jsonb and lists of objects as jsonb[], target-duckdb both as JSON. Dispatched per
-  adapter, so the models stay the same on PostgreSQL and DuckDB.
+  adapter, so the models stay the same on PostgreSQL and DuckDB; another adapter (Snowflake's
+  VARIANT) needs its own <adapter>__ versions, and until then says so when the project compiles.
 #}
+
+{# Stops the compilation where an adapter has no version of a JSON macro, naming what to add. #}
+{% macro json_unsupported(name) -%}
+  {{ exceptions.raise_compiler_error(name ~ " has no implementation for the " ~ adapter.type() ~ " adapter: add " ~ adapter.type() ~ "__" ~ name ~ " in transform/macros/json.sql") }}
+{%- endmacro %}
 
 {# The text at a path of keys inside a JSON value: json_text('sender', 'owner', 'id'). #}
 {% macro json_text(value) -%}
@@ -10,6 +16,10 @@
 {%- endmacro %}
 
 {% macro default__json_text(value, keys) -%}
+  {{ json_unsupported('json_text') }}
+{%- endmacro %}
+
+{% macro postgres__json_text(value, keys) -%}
   (to_jsonb({{ value }}) #>> '{ {{- keys | join(',') -}} }')
 {%- endmacro %}
 
@@ -26,6 +36,10 @@
 {%- endmacro %}
 
 {% macro default__join_json_elements(column, alias) -%}
+  {{ json_unsupported('join_json_elements') }}
+{%- endmacro %}
+
+{% macro postgres__join_json_elements(column, alias) -%}
   cross join lateral jsonb_array_elements(to_jsonb({{ column }})) with ordinality as {{ alias }}(value, ordinal)
 {%- endmacro %}
 
@@ -43,6 +57,10 @@
 {%- endmacro %}
 
 {% macro default__json_string_list(column) -%}
+  {{ json_unsupported('json_string_list') }}
+{%- endmacro %}
+
+{% macro postgres__json_string_list(column) -%}
   (select string_agg(element, ',' order by ordinal) from jsonb_array_elements_text(to_jsonb({{ column }})) with ordinality as e(element, ordinal))
 {%- endmacro %}
 
