@@ -76,9 +76,9 @@ class RequestCounter:
             self.count += 1
 
 
-#: Walks sessions' messages over a range, counting its requests:
-#: ``(session_ids, since, until, counter) -> {session_id: message times}``.
-Walker = t.Callable[[list[str], str, str, RequestCounter], t.Mapping[str, t.Iterable[str]]]
+#: Walks sessions' messages over a range, counting its requests, until ``cancelled`` is set:
+#: ``(session_ids, since, until, counter, cancelled) -> {session_id: message times}``.
+Walker = t.Callable[[list[str], str, str, RequestCounter, threading.Event], t.Mapping[str, t.Iterable[str]]]
 
 
 class DiscoveryFellShortError(Exception):
@@ -165,6 +165,8 @@ class Discovery:
         self._chosen: Future[list[str]] | None = None
         self._walked: Future[dict[str, set[str]]] | None = None
         self._sample_requests = RequestCounter()
+        #: set at close: a run that ends early (an error, a fallback) does not wait for the walk
+        self._cancelled = threading.Event()
 
     def read_ahead(self, window: Window) -> None:
         """Start reading ``window``'s activity lists now, while its sessions are listed.
@@ -180,7 +182,8 @@ class Discovery:
         return future.result()
 
     def close(self) -> None:
-        """Stop reading ahead (after a stop signal, without waiting for a list blocked in a read)."""
+        """Stop reading ahead and the sample's walk (after a stop signal, without waiting for a read)."""
+        self._cancelled.set()
         for pool in (self._reader, self._sampler):
             pool.shutdown(wait=not interrupts.STOP.is_set(), cancel_futures=True)
 
@@ -222,7 +225,9 @@ class Discovery:
         assert self._chosen is not None  # noqa: S101 (submitted before this, to the same thread)
         chosen = self._chosen.result()
         since, until = format_zoom_time(windows[0].start), format_zoom_time(windows[-1].end)
-        walks = walk(chosen, since, until, self._sample_requests)
+        walks = walk(chosen, since, until, self._sample_requests, self._cancelled)
+        if self._cancelled.is_set():
+            return {}
         logger.info(
             "Discovery sample: %d sessions walked over %d windows to check Zoom's activity lists (%d requests)",
             len(chosen),

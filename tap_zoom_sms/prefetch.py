@@ -88,6 +88,26 @@ class Prefetcher:
         assert future is not None  # noqa: S101 (started above)
         return future.result()
 
+    def discard(self, key: str) -> None:
+        """Drop the oldest fetch for ``key`` if nobody took it (a stream map filtered its session out).
+
+        The SDK syncs no children for a record a stream map filters out: its fetch would
+        be held to the end of the run, and enough of them would leave no room to fetch ahead.
+        """
+        with self._lock:
+            fetches = self._fetches.get(key)
+            if not fetches:
+                return
+            fetch = fetches.popleft()
+            if not fetches:
+                del self._fetches[key]
+            if fetch.future is None:
+                self._queued.remove(fetch)
+            else:
+                fetch.future.cancel()
+                self.held -= 1
+                self._start_queued()
+
     def _add(self, key: str, context: Context) -> _Fetch:
         fetch = _Fetch(dict(context))
         self._fetches[key].append(fetch)

@@ -75,6 +75,7 @@ class RateLimiter:
                 turn.clear()  # set again when it reaches the head (under this lock: no wake is lost)
                 return WAKE_SECONDS
             if now < self._next_slot:
+                turn.clear()  # set at the head: cleared, its wait sleeps until the slot (or a stop signal)
                 return self._next_slot - now
             self._next_slot = max(now, self._next_slot) + self._interval
             self._leave(turn)

@@ -95,7 +95,7 @@ class RecordingPrefetcher(prefetch.Prefetcher):
 
 @pytest.mark.parametrize(
     ("settings", "workers", "months"),
-    [({}, 60, 1), ({"max_concurrent_requests": 4}, 4, 1), ({"max_concurrent_requests": 4}, 4, 6)],
+    [({}, 30, 1), ({"max_concurrent_requests": 4}, 4, 1), ({"max_concurrent_requests": 4}, 4, 6)],
     ids=["default", "4-workers", "4-workers-discovery"],
 )
 def test_a_run_fetches_with_the_sized_workers_and_a_bounded_read_ahead(
@@ -105,7 +105,8 @@ def test_a_run_fetches_with_the_sized_workers_and_a_bounded_read_ahead(
     RecordingPrefetcher.instances = []
     spec = DatasetSpec(seed=12, sessions=150, engagements=0, months=months, busy_share=0.0)
     with Emulator(spec) as emulator:
-        config = emulator.tap_config(medium_requests_per_second=40, heavy_requests_per_second=0, **settings)
+        # 20/s: 30 workers by default, whose bound (4 x 30 fetches held) is below the 150 sessions
+        config = emulator.tap_config(medium_requests_per_second=20, heavy_requests_per_second=0, **settings)
         run = run_tap(config)
         expected = truth(emulator)
     got = collections.defaultdict(set)
@@ -117,7 +118,7 @@ def test_a_run_fetches_with_the_sized_workers_and_a_bounded_read_ahead(
     assert used.workers == workers
     # the sessions held in memory are bounded by the workers, not by the account (with discovery,
     # a month's active sessions are queued at once: hundreds, in a real backfill)
-    assert used.peak <= 4 * workers + 1
+    assert used.peak <= 4 * workers + 1 < len(expected["sms_sessions"])
 
 
 class Gate:
@@ -202,3 +203,24 @@ def test_months_that_list_no_session_do_not_pile_up_in_the_read_ahead(monkeypatc
     assert len(held) >= 8
     assert max(ends for ends, _ in held) <= 2
     assert max(sessions for _, sessions in held) <= max(map(sum, itertools.pairwise(months)))
+
+
+def test_a_fetch_nobody_takes_is_discarded_and_frees_its_room() -> None:
+    """A stream map that filters sessions out leaves their fetches untaken: discarding them keeps fetching ahead."""
+    gate = Gate()
+    fetcher = prefetch.Prefetcher(lambda: gate, workers=1)
+    try:
+        for n in range(10):
+            fetcher.queue(f"s{n}", {"n": n})
+        wait_until(gate.changed, lambda: gate.began == fetcher.max_held == 4)
+        wait_until(fetcher._lock, lambda: fetcher.running == 0)
+        for n in range(4):
+            fetcher.discard(f"s{n}")  # fetched, never taken
+        wait_until(gate.changed, lambda: gate.began == 8)
+        fetcher.discard("s9")  # still queued: never fetched
+        assert [fetcher.take(f"s{n}") for n in range(4, 9)] == [[{"n": n}] for n in range(4, 9)]
+        assert fetcher.take("s0") is None
+        assert fetcher.take("s9") is None
+        assert gate.began == 9
+    finally:
+        fetcher.close()

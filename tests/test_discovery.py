@@ -13,9 +13,9 @@ import pytest
 
 from bench.fault_suite import stopped_runs
 from bench.runner import KEYS, truth
-from tap_zoom_sms.discovery import BoundaryMessages, sample_size
+from tap_zoom_sms.discovery import BoundaryMessages, Discovery, DiscoveryFellShortError, sample_size
 from tap_zoom_sms.emulator import DatasetSpec, Emulator
-from tap_zoom_sms.windows import month_windows, parse_time
+from tap_zoom_sms.windows import Window, month_windows, parse_time
 from tests.conftest import TapRun, run_tap
 
 MONTHS = 13
@@ -100,6 +100,40 @@ def test_gaps_only_a_walk_can_see_are_caught_by_the_sample(
     warnings = [r.getMessage() for r in caplog.records if "activity lists missed session" in r.getMessage()]
     assert len(warnings) == 1
     assert "the exhaustive walk of a sample found messages" in warnings[0]
+
+
+@pytest.mark.parametrize("workers", [1, 4])
+def test_no_bookmark_passes_a_month_before_the_sample_has_checked_it(
+    emulator: Emulator, monkeypatch: pytest.MonkeyPatch, workers: int
+) -> None:
+    """The sample is walked beside the months: a month's bookmark waits for its check.
+
+    Were a bookmark committed past a month whose lists the walk later finds short,
+    a run killed then would resume after that month, and its missed messages be lost.
+    """
+    emulator.config.activity_under_report = 0.5
+    emulator.config.activity_under_report_spares_last = True
+    failed: list[dt.datetime] = []
+    check_sample = Discovery.check_sample
+
+    def recording(self: Discovery, window: Window, sampled: frozenset[str]) -> None:
+        try:
+            check_sample(self, window, sampled)
+        except DiscoveryFellShortError:
+            failed.append(window.start)
+            raise
+
+    monkeypatch.setattr(Discovery, "check_sample", recording)
+    run = run_tap(unpaced(emulator, max_concurrent_requests=workers))
+
+    got_everything(emulator, run)
+    assert failed, "the sample check never fell short"
+    for state in run.states:
+        bookmark = state["bookmarks"].get("sms_sessions", {})
+        if bookmark.get("message_discovery") == "exhaustive":
+            break  # the fallback: from here the run reads every month again
+        if "replication_key_value" in bookmark:
+            assert parse_time(bookmark["replication_key_value"]) <= failed[0]
 
 
 def test_a_fallback_is_kept_in_the_state_until_a_run_completes(emulator: Emulator) -> None:

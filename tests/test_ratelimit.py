@@ -129,3 +129,35 @@ def test_a_closed_label_refuses_at_once_and_no_limit_never_waits() -> None:
     unlimited = RateLimiter(0, clock=Clock())
     for _ in range(1000):
         unlimited.acquire()
+
+
+class CountingLimiter(RateLimiter):
+    """Counts how often callers look at the queue and the clock."""
+
+    looks = 0
+
+    def _take(self, turn: threading.Event) -> float:
+        self.looks += 1
+        return super()._take(turn)
+
+
+def test_a_caller_waiting_for_its_slot_sleeps_rather_than_spins() -> None:
+    clock = Clock()
+    limiter = CountingLimiter(RATE, clock=clock)
+    limiter.acquire()
+    callers = Callers(limiter)
+    for name in ("a", "b", "c"):
+        callers.start(name)
+    clock.now += INTERVAL
+    eventually(lambda: callers.passed == ["a"], "the first caller never passed")
+    # "b" is woken as the new head, before its slot: it must go back to sleep until then
+    looks = limiter.looks
+    time.sleep(1.0)
+    # each sleeps its slot's distance (INTERVAL, the clock being held) or WAKE_SECONDS between looks:
+    # about 10 + 4 in a second; a caller spinning on a set event looks hundreds of thousands of times
+    assert limiter.looks - looks < 50
+    for count in (2, 3):
+        clock.now += INTERVAL
+        eventually(lambda count=count: len(callers.passed) == count, "the next caller never passed")
+    callers.join()
+    assert callers.passed == ["a", "b", "c"]

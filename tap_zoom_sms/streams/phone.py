@@ -248,8 +248,12 @@ class SmsSessionsStream(ZoomStream):
             return
         if isinstance(item, _Activity):
             self._sync_children(item.context)
-        else:
-            yield item
+            return
+        key = fetch_key(item[CHILD_CONTEXT_KEY])
+        yield item
+        # the SDK has written it, and taken its messages unless a stream map filtered it out
+        assert self._prefetcher is not None  # noqa: S101
+        self._prefetcher.discard(key)
 
     def get_url_params(self, context: Context | None, next_page_token: t.Any) -> dict[str, t.Any]:
         """Ask for every session type, filtered on the last message time (never Zoom's defaults)."""
@@ -302,7 +306,9 @@ class SmsSessionsStream(ZoomStream):
         else:
             self._commit(done)
 
-    def _walk(self, session_ids: list[str], since: str, until: str, counter: RequestCounter) -> dict[str, list[str]]:
+    def _walk(
+        self, session_ids: list[str], since: str, until: str, counter: RequestCounter, cancelled: threading.Event
+    ) -> dict[str, list[str]]:
         """Return the message times of each session over ``[since, until]``, every window of every session at once.
 
         A walk is a request per window: one session at a time, or even one window after
@@ -317,6 +323,8 @@ class SmsSessionsStream(ZoomStream):
         tasks = [(session_id, lo, hi) for session_id in session_ids for lo, hi in windows]
 
         def walk(task: tuple[str, str, str]) -> list[str]:
+            if cancelled.is_set():  # the run is over: nobody will check the result
+                return []
             if not hasattr(local, "stream"):
                 local.stream = SmsMessagesStream(tap=self._tap)
                 counter.attach(local.stream)
