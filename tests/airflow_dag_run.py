@@ -65,7 +65,7 @@ def settled(tis: list[dict[str, t.Any]]) -> bool:
 
 
 def report(logical_date: dt.datetime, *, ended: bool) -> None:
-    """Print the run's task instances, and end the process."""
+    """Print whether dag.test() returned and the run's task instances, and end the process."""
     print(json.dumps({"ended": ended, "task_instances": task_instances(logical_date)}), flush=True)  # noqa: T201
     os._exit(0)  # without waiting for dag.test(), which would wait for the reschedule or the retry
 
