@@ -1,8 +1,9 @@
-"""Load the DAG with Airflow's own DagBag and run its task's code; print what was found as JSON.
+"""Load the DAG with Airflow's own DagBag and run its tasks' code; print what was found as JSON.
 
 Run by tests/test_airflow.py with the Python of the Airflow environment that
 scripts/test installs (.tools/airflow): ``python airflow_dag_check.py DAGS_FOLDER
-PROJECT_ROOT FAKE_MELTANO...``. Each fake ``meltano`` plays one outcome of the pipeline.
+PROJECT_ROOT FAKE_MELTANO...``. Each fake ``meltano`` plays one outcome of the pipeline;
+the first also lists the project's plugins, for the task that finds the accounts.
 """
 
 from __future__ import annotations
@@ -29,17 +30,28 @@ def describe(dags_folder: str) -> tuple[dict[str, t.Any], t.Any]:
         schedule=dag.timetable.expression,
         catchup=dag.catchup,
         max_active_runs=dag.max_active_runs,
-        tasks=[
-            {
-                "task_id": task.task_id,
+        tasks={
+            task.task_id: {
+                "upstream": sorted(task.upstream_task_ids),
+                "mapped": task.is_mapped,
+                "mapped_over": mapped_over(task),
+                "downstream": sorted(task.downstream_task_ids),
+                "map_index_template": getattr(task, "map_index_template", None),
                 "retries": task.retries,
                 "retry_delay_s": task.retry_delay.total_seconds(),
                 "retry_exponential_backoff": task.retry_exponential_backoff,
             }
             for task in dag.tasks
-        ],
+        },
     )
     return facts, dag
+
+
+def mapped_over(task: t.Any) -> dict[str, str]:
+    """For a mapped task: each mapped argument and the task whose output it maps over."""
+    if not task.is_mapped:
+        return {}
+    return {name: arg.operator.task_id for name, arg in task.op_kwargs_expand_input.value.items()}
 
 
 def outcome(run: t.Callable[[], None]) -> dict[str, t.Any]:
@@ -56,12 +68,14 @@ def main() -> None:
     dags_folder, project_root, *fakes = sys.argv[1:]
     facts, dag = describe(dags_folder)
     if dag is not None:
-        run = dag.tasks[0].python_callable
         os.environ["MELTANO_PROJECT_ROOT"] = project_root
+        os.environ["MELTANO_BIN"] = fakes[0]
+        facts["accounts"] = dag.get_task("zoom_accounts").python_callable()
+        run = dag.get_task("meltano_run").python_callable
         facts["outcomes"] = {}
         for fake in fakes:
             os.environ["MELTANO_BIN"] = fake
-            facts["outcomes"][Path(fake).name] = outcome(run)
+            facts["outcomes"][Path(fake).name] = outcome(lambda: run("tap-zoom-sms--emea"))
     print(json.dumps(facts))  # noqa: T201
 
 

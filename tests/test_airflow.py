@@ -1,4 +1,5 @@
-"""The Airflow example: Airflow's DagBag loads it, and its task reschedules at Zoom's daily cap.
+"""The Airflow example: Airflow's DagBag loads it, it maps one task per account, and a task reschedules
+at Zoom's daily cap. tests/test_airflow_run.py runs it with Airflow itself.
 
 Airflow runs in its own environment (.tools/airflow, installed by scripts/test):
 its dependencies would not fit beside the tap's.
@@ -20,13 +21,25 @@ from tap_zoom_sms.errors import DailyLimitError
 ROOT = Path(__file__).resolve().parent.parent
 AIRFLOW_PYTHON = ROOT / ".tools" / "airflow" / "bin" / "python"
 RESET = "2030-01-02T00:00:00Z"
+#: What ``meltano plugin list --format json`` prints for a project of three accounts (one inheriting
+#: from another), an unrelated extractor and a loader.
+PLUGINS = [
+    {"type": "extractor", "name": "tap-zoom-sms", "inherit_from": None},
+    {"type": "extractor", "name": "tap-zoom-sms--emea", "inherit_from": "tap-zoom-sms"},
+    {"type": "extractor", "name": "tap-github", "inherit_from": None},
+    {"type": "extractor", "name": "tap-zoom-sms--emea-archive", "inherit_from": "tap-zoom-sms--emea"},
+    {"type": "extractor", "name": "tap-github--other", "inherit_from": "tap-github"},
+    {"type": "loader", "name": "target-postgres", "inherit_from": None},
+]
 
 
 def fake_meltano(folder: Path, name: str, lines: list[str], code: int) -> Path:
-    """Write a ``meltano`` that records how it was called, prints ``lines`` and exits with ``code``."""
+    """Write a ``meltano`` that records how it was called and lists PLUGINS, or prints ``lines`` and exits
+    with ``code``."""
     script = folder / name
     echo = "\n".join(f"printf '%s\\n' {json.dumps(line)}" for line in lines)
-    script.write_text(f'#!/bin/sh\necho "$PWD $*" >> "{folder}/calls"\n{echo}\nexit {code}\n')
+    listing = f"case \"$*\" in *'plugin list'*) echo '{json.dumps(PLUGINS)}'; exit 0;; esac"
+    script.write_text(f'#!/bin/sh\necho "$PWD $*" >> "{folder}/calls"\n{listing}\n{echo}\nexit {code}\n')
     script.chmod(0o755)
     return script
 
@@ -68,21 +81,37 @@ def airflow(tmp_path_factory: pytest.TempPathFactory) -> dict[str, t.Any]:
     return facts
 
 
-def test_dagbag_loads_the_dag_with_its_schedule_and_task(airflow: dict[str, t.Any]) -> None:
+def test_dagbag_loads_the_dag_with_its_schedule_and_tasks(airflow: dict[str, t.Any]) -> None:
     assert airflow["import_errors"] == {}
     assert airflow["dag_ids"] == ["zoom_sms_to_postgres"]
     assert airflow["schedule"] == "0 3 * * *"
     assert airflow["catchup"] is False
     assert airflow["max_active_runs"] == 1
-    [task] = airflow["tasks"]
-    assert task["task_id"] == "meltano_run_tap_zoom_sms_target_postgres"
-    assert task["retries"] == 3
-    assert task["retry_delay_s"] == 600
+    assert set(airflow["tasks"]) == {"zoom_accounts", "meltano_run"}
+    for task in airflow["tasks"].values():
+        assert task["retries"] == 3
+        assert task["retry_delay_s"] == 600
 
 
-def test_the_task_runs_the_pipeline_in_the_project(airflow: dict[str, t.Any]) -> None:
+def test_the_pipeline_task_is_mapped_over_the_accounts_one_instance_each(airflow: dict[str, t.Any]) -> None:
+    accounts, run = airflow["tasks"]["zoom_accounts"], airflow["tasks"]["meltano_run"]
+    assert accounts["mapped"] is False
+    assert run["mapped"] is True
+    assert run["upstream"] == ["zoom_accounts"]
+    assert run["mapped_over"] == {"extractor": "zoom_accounts"}
+    assert run["map_index_template"] == "{{ task.op_kwargs['extractor'] }}"  # the UI names each by its account
+    # no downstream task joins them: a failed or rescheduled account holds up no other
+    assert run["downstream"] == []
+
+
+def test_the_accounts_are_tap_zoom_sms_and_the_extractors_inheriting_from_it(airflow: dict[str, t.Any]) -> None:
+    assert airflow["accounts"] == ["tap-zoom-sms", "tap-zoom-sms--emea", "tap-zoom-sms--emea-archive"]
+    assert f"{airflow['project']} --log-level=warning plugin list --format json" in airflow["calls"]
+
+
+def test_the_task_runs_the_accounts_pipeline_in_the_project(airflow: dict[str, t.Any]) -> None:
     assert airflow["outcomes"]["succeeds"] == {"succeeded": True}
-    assert f"{airflow['project']} run tap-zoom-sms target-postgres" in airflow["calls"]
+    assert f"{airflow['project']} run --no-install tap-zoom-sms--emea target-postgres" in airflow["calls"]
 
 
 def test_a_daily_cap_reschedules_after_the_reset_the_tap_reports(airflow: dict[str, t.Any]) -> None:

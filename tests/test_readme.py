@@ -78,6 +78,18 @@ def test_the_settings_are_those_the_readme_sets(ran: list[tuple[str, t.Any]], pr
     assert snowflake["account"] == "..."
 
 
+def test_the_readme_adds_a_zoom_account_inheriting_from_the_tap(ran: list[tuple[str, t.Any]], project: Path) -> None:
+    assert ran
+    extractors = yaml.safe_load((project / "meltano.yml").read_text())["plugins"]["extractors"]
+    account = next(plugin for plugin in extractors if plugin["name"] == "tap-zoom-sms--emea")
+    assert account["inherit_from"] == "tap-zoom-sms"
+    assert account["load_schema"] == "zoom_sms_emea"
+    config = json.loads(meltano(project, "config", "--unsafe", "print", "tap-zoom-sms--emea").stdout)
+    assert config["start_date"] == "2024-01-01T00:00:00Z"  # inherited
+    assert "TAP_ZOOM_SMS__EMEA_CLIENT_SECRET='...'" in (project / ".env").read_text()
+    assert "client_secret" not in account.get("config", {})
+
+
 def test_the_readme_way_to_call_meltano(project: Path) -> None:
     pinned = re.search(r'"meltano==([\d.]+)"', (ROOT / "scripts" / "lib" / "tools.sh").read_text())
     assert pinned

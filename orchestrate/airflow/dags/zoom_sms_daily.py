@@ -1,11 +1,26 @@
-"""Airflow DAG: ``meltano run tap-zoom-sms target-postgres`` once a day.
+"""Airflow DAG: ``meltano run <account> target-postgres`` once a day, one mapped task per Zoom account.
 
 Copy this file into Airflow's dags folder and set, in the environment of the
 workers (or as Airflow Variables of the same names):
 
 - ``MELTANO_PROJECT_ROOT``: the Meltano project holding tap-zoom-sms and
-  target-postgres (this repository's root works);
+  target-postgres (this repository's root works), its plugins installed
+  (``meltano install``) where the workers run;
 - ``MELTANO_BIN``: the ``meltano`` executable, if it is not on the PATH.
+
+Accounts: every extractor of the project that is tap-zoom-sms or inherits from
+it (``inherit_from: tap-zoom-sms``) is one Zoom account. The first task reads them
+from the project itself (``meltano plugin list``), and the pipeline task is mapped
+over them (dynamic task mapping): one task instance per account, which the
+executor runs side by side. The project is the one place an account is added, with
+its own credentials, and the place Meltano already takes them from; an Airflow
+Variable listing the accounts would be a second list to keep in step with it. A
+project with one account (tap-zoom-sms alone) needs nothing more. Each account has
+its own STATE, since Meltano's state id names the extractor
+(``dev:tap-zoom-sms--emea-to-target-postgres``).
+
+Mapped task instances do not depend on each other: an account that fails or
+reaches its daily cap leaves the others running.
 
 Retries: a failure retries three times, 10, 20 then 40 minutes apart. A run that
 stops at Zoom's daily request cap is not retried that way (the cap lasts until
@@ -17,6 +32,7 @@ reports none). The STATE Meltano saved lets the retry resume where the run stopp
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import re
 import subprocess
@@ -25,7 +41,8 @@ from airflow.sdk import DAG, Variable, task
 from airflow.sdk.exceptions import AirflowRescheduleException
 
 DAG_ID = "zoom_sms_to_postgres"
-COMMAND = ("run", "tap-zoom-sms", "target-postgres")
+TAP = "tap-zoom-sms"
+LOADER = "target-postgres"
 #: How long after Zoom's reset to try again (clocks differ; the reset is not instant).
 RESET_MARGIN = dt.timedelta(minutes=5)
 #: The tap's one-line error at the daily cap, e.g. "... daily limit for Heavy requests was
@@ -56,10 +73,36 @@ def setting(name: str, default: str | None = None) -> str | None:
     return os.environ.get(name) or Variable.get(name, default=default)
 
 
-def run_meltano(project_root: str, meltano: str) -> None:
-    """Run the pipeline, echoing its output to the task log; reschedule at the daily cap."""
+def meltano_project() -> tuple[str, str]:
+    """Return the Meltano project's root and the ``meltano`` to run there, from the settings."""
+    project_root = setting("MELTANO_PROJECT_ROOT")
+    if not project_root:
+        msg = "set MELTANO_PROJECT_ROOT (environment or Airflow Variable) to the Meltano project"
+        raise RuntimeError(msg)
+    return project_root, setting("MELTANO_BIN", "meltano") or "meltano"
+
+
+def zoom_extractors(plugins: list[dict[str, str | None]]) -> list[str]:
+    """Return the extractors among ``plugins`` that are tap-zoom-sms or inherit from it, at any depth."""
+    parents = {p["name"]: p.get("inherit_from") for p in plugins if p.get("type") == "extractor"}
+
+    def reads_zoom(name: str | None, seen: frozenset[str] = frozenset()) -> bool:
+        if name is None or name in seen:
+            return False
+        return name == TAP or reads_zoom(parents.get(name), seen | {name})
+
+    return [str(name) for name in parents if reads_zoom(name)]
+
+
+def run_meltano(project_root: str, meltano: str, extractor: str) -> None:
+    """Run one account's pipeline, echoing its output to the task log; reschedule at the daily cap.
+
+    ``--no-install``: the accounts share tap-zoom-sms's installation, and runs side by
+    side must not rebuild it at once; ``meltano install`` is a deployment step.
+    """
+    command = [meltano, "run", "--no-install", extractor, LOADER]
     process = subprocess.Popen(  # noqa: S603 (a fixed command)
-        [meltano, *COMMAND],
+        command,
         cwd=project_root,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -77,17 +120,17 @@ def run_meltano(project_root: str, meltano: str) -> None:
     if retry_at is not None:
         print(f"Zoom's daily request cap was reached: rescheduling for {retry_at:%Y-%m-%dT%H:%M:%SZ}")  # noqa: T201
         raise AirflowRescheduleException(retry_at)
-    msg = f"meltano {' '.join(COMMAND)} failed with exit code {process.returncode}"
+    msg = f"meltano run {extractor} {LOADER} failed with exit code {process.returncode}"
     raise RuntimeError(msg)
 
 
 with DAG(
     dag_id=DAG_ID,
-    description="Zoom Phone SMS and Contact Center SMS into PostgreSQL, daily",
+    description="Zoom Phone SMS and Contact Center SMS into PostgreSQL, daily, one task per Zoom account",
     schedule="0 3 * * *",
     start_date=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc),
     catchup=False,
-    max_active_runs=1,  # runs share one STATE: never two at once
+    max_active_runs=1,  # a run's accounts each share their STATE with the next run: never two at once
     default_args={
         "retries": 3,
         "retry_delay": dt.timedelta(minutes=10),
@@ -97,13 +140,30 @@ with DAG(
     tags=["meltano", "zoom", "sms"],
 ):
 
-    @task(task_id="meltano_run_tap_zoom_sms_target_postgres")
-    def meltano_run() -> None:
-        """Run the pipeline from the Meltano project the settings name."""
-        project_root = setting("MELTANO_PROJECT_ROOT")
-        if not project_root:
-            msg = "set MELTANO_PROJECT_ROOT (environment or Airflow Variable) to the Meltano project"
+    @task
+    def zoom_accounts() -> list[str]:
+        """List the project's Zoom accounts: its extractors that are or inherit from tap-zoom-sms."""
+        project_root, meltano = meltano_project()
+        listed = subprocess.run(  # noqa: S603 (a fixed command)
+            [meltano, "--log-level=warning", "plugin", "list", "--format", "json"],
+            cwd=project_root,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if listed.returncode != 0:
+            msg = f"meltano plugin list failed in {project_root}: {listed.stderr.strip()[-2000:]}"
             raise RuntimeError(msg)
-        run_meltano(project_root, setting("MELTANO_BIN", "meltano") or "meltano")
+        accounts = zoom_extractors(json.loads(listed.stdout))
+        if not accounts:
+            msg = f"the Meltano project in {project_root} has no extractor {TAP}"
+            raise RuntimeError(msg)
+        print(f"Zoom accounts: {', '.join(accounts)}")  # noqa: T201 (the task log)
+        return accounts
 
-    meltano_run()
+    @task(map_index_template="{{ task.op_kwargs['extractor'] }}")
+    def meltano_run(extractor: str) -> None:
+        """Run one account's pipeline, ``meltano run <extractor> target-postgres``."""
+        run_meltano(*meltano_project(), extractor)
+
+    meltano_run.expand(extractor=zoom_accounts())
