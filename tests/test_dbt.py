@@ -267,8 +267,13 @@ def test_the_profile_reads_where_the_loaders_write() -> None:
     """The profile's defaults are the loaders' config in meltano.yml, and it reads their variables."""
     profile = PROFILES.read_text()
     defaults = dict(re.findall(r"env_var\('(TARGET_[A-Z_]+)', '([^']*)'\)", profile))
-    loaders = {p["name"]: p["config"] for p in yaml.safe_load((ROOT / "meltano.yml").read_text())["plugins"]["loaders"]}
-    postgres = loaders["target-postgres"]
+    plugins = yaml.safe_load((ROOT / "meltano.yml").read_text())["plugins"]
+    loaders = {p["name"]: p["config"] for p in plugins["loaders"]}
+    postgres = dict(loaders["target-postgres"])
+    # target-postgres loads into the schema of the extractor it runs with: tap-zoom-sms's, by default
+    [tap] = [p for p in plugins["extractors"] if p["name"] == "tap-zoom-sms"]
+    assert postgres["default_target_schema"] == "$MELTANO_EXTRACT__LOAD_SCHEMA"
+    postgres["default_target_schema"] = tap["load_schema"]
     assert {
         key: defaults[f"TARGET_POSTGRES_{key.upper()}"] for key in ("host", "database", "default_target_schema")
     } == {key: str(postgres[key]) for key in ("host", "database", "default_target_schema")}
