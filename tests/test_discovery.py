@@ -15,8 +15,11 @@ from bench.fault_suite import stopped_runs
 from bench.runner import KEYS, truth
 from tap_zoom_sms.discovery import BoundaryMessages, Discovery, DiscoveryFellShortError, sample_size
 from tap_zoom_sms.emulator import DatasetSpec, Emulator
+from tap_zoom_sms.emulator.data import ME_OWNER, _id
 from tap_zoom_sms.windows import Window, month_windows, parse_time
 from tests.conftest import TapRun, run_tap
+from tests.emulator_client import EmulatorClient
+from tests.test_user_level import owned_by, user_config
 
 MONTHS = 13
 
@@ -175,3 +178,38 @@ def test_a_message_on_a_month_boundary_is_written_once() -> None:
     assert boundary.first_sighting({"message_id": "m2", "date_time": "2024-02-01T00:00:00Z"})
     assert boundary.first_sighting({"message_id": "m3", "date_time": "2024-02-15T00:00:00Z"})
     assert boundary.first_sighting({"message_id": "m3", "date_time": "2024-02-15T00:00:00Z"})  # only boundaries
+
+
+@pytest.mark.parametrize("order", ["falls-short-first", "falls-short-last"])
+def test_a_fallback_in_one_users_list_is_a_fallback_for_every_user(
+    caplog: pytest.LogCaptureFixture, order: str
+) -> None:
+    """Zoom's lists under-report for the account, though only one user's check may see it.
+
+    With ``me`` read first, its check falls short and the other user, read after, is
+    read exhaustively at once. Read the other way round, the other user was read with
+    the lists before anything fell short: the next run reads it again, exhaustively.
+    """
+    with Emulator(DatasetSpec(seed=9, sessions=90, engagements=0, users=4, months=8)) as em:
+        em.config.activity_under_report = 0.5
+        em.config.activity_under_report_spares_last = True
+        other = _id("u2", length=22)
+        expected = owned_by(em, {ME_OWNER, other})["messages"]
+        users = ["me", other] if order == "falls-short-first" else [other, "me"]
+        config = user_config(em, access_token=EmulatorClient(em).token(), user_ids=users)
+        first = run_tap(config)
+        assert first.last_state is not None
+        partitions = {p["context"]["user_id"]: p for p in first.last_state["bookmarks"]["sms_sessions"]["partitions"]}
+        flagged = partitions[other].get("message_discovery")  # (the next run takes the state over, and edits it)
+        second = run_tap(config, state=first.last_state)
+    fell_short = [r.getMessage() for r in caplog.records if "activity lists missed session" in r.getMessage()]
+    read_again = [r.getMessage() for r in caplog.records if "the next run reads them again" in r.getMessage()]
+    assert fell_short
+    if order == "falls-short-first":
+        assert first.ids("sms_messages", "message_id") >= expected
+        assert not read_again
+    else:
+        assert len(read_again) == 1
+        assert other in read_again[0]
+        assert flagged == "exhaustive"
+        assert first.ids("sms_messages", "message_id") | second.ids("sms_messages", "message_id") >= expected

@@ -108,6 +108,15 @@ class SmsSessionsStream(ZoomStream):
     #: how many windows' ends are among the sessions read ahead
     _windows_ahead = 0
 
+    #: set once a partition's lists fell short: Zoom under-reports for the account (see get_records)
+    _fell_short = False
+
+    def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
+        """Start with no partition read."""
+        super().__init__(*args, **kwargs)
+        #: the partitions (users) this run read with the activity lists, and the lower bound of each
+        self._read_by_activity: list[tuple[Context | None, dt.datetime]] = []
+
     @property
     def path(self) -> str:  # type: ignore[override]
         """Return the account's list, or a user's when ``user_ids`` is set."""
@@ -161,7 +170,14 @@ class SmsSessionsStream(ZoomStream):
         return next((s for s in self.child_streams if isinstance(s, SmsMessagesStream)), None)
 
     def _discovery_mode(self, state: dict[str, t.Any]) -> str:
-        """Return the run's message discovery: the setting's, unless an earlier check fell back."""
+        """Return the partition's message discovery: the setting's, unless a check fell back.
+
+        A check that fell short in an earlier run of the partition says so in its state;
+        one that fell short earlier in this run, in any partition, makes every later
+        partition exhaustive too, and its state says so until it reaches the present.
+        """
+        if self._fell_short:
+            state["message_discovery"] = "exhaustive"
         return state.get("message_discovery") or self.config["message_discovery"]
 
     def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
@@ -170,12 +186,14 @@ class SmsSessionsStream(ZoomStream):
         When Zoom's activity lists miss a session (see :mod:`tap_zoom_sms.discovery`),
         what they gave may have missed other messages in the months already read: the
         bookmark goes back to this run's lower bound, the state remembers the fallback,
-        and the run reads the whole range again with the exhaustive walk.
+        and the run reads the whole range again with the exhaustive walk. Zoom's lists
+        are the account's, so the other partitions (``user_ids``) are not trusted either:
+        those still to come read exhaustively, and those already read with the lists are
+        read again by the next run (:meth:`_read_again_next_run`).
         """
         while True:
             try:
                 yield from self._read(context)
-                return
             except DiscoveryFellShortError as exc:
                 self.logger.warning(
                     "%s: reading every month of every session instead (message_discovery: exhaustive), from %s again",
@@ -186,9 +204,33 @@ class SmsSessionsStream(ZoomStream):
                 state = self.get_context_state(context)
                 state["message_discovery"] = "exhaustive"
                 self.commit_bookmark(self.messages_since, context, messages_since=since)
+                self._fell_short = True
+                self._read_again_next_run()
+            else:
+                if self._discovery is not None:
+                    self._read_by_activity.append((context, self.messages_since))
+                return
             finally:
                 if self._discovery is not None:
                     self._discovery.close()
+
+    def _read_again_next_run(self) -> None:
+        """Send the partitions this run read with the activity lists back to their lower bound, exhaustive.
+
+        The SDK reads each partition once a run, so they are read again by the next:
+        their bookmarks go back to where this run started them, with the fallback in
+        their state, and a warning says so.
+        """
+        for context, since in self._read_by_activity:
+            self.get_context_state(context)["message_discovery"] = "exhaustive"
+            self.commit_bookmark(since, context, messages_since=format_zoom_time(since))
+            self.logger.warning(
+                "Sessions of %s were read with Zoom's activity lists earlier in this run: "
+                "the next run reads them again, every month of every session, from %s",
+                context,
+                format_zoom_time(since),
+            )
+        self._read_by_activity.clear()
 
     def _read(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
         """List sessions, fetching the messages of the next few while the SDK writes the current one.
