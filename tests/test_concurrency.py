@@ -149,18 +149,26 @@ def wait_until(lock: threading.Condition | t.ContextManager[t.Any], done: t.Call
             time.sleep(0.01)
 
 
-def test_queued_fetches_start_as_workers_finish_up_to_the_held_bound() -> None:
+def filled(workers: int, count: int) -> tuple[Gate, prefetch.Prefetcher]:
+    """A prefetcher with ``count`` fetches queued, once its workers have started all they may and stopped.
+
+    Nobody takes anything: the workers start queued fetches themselves, up to 4 x workers
+    held. A fetch starts only in a finishing one's callback, which counts it finished
+    under the same lock: once none is running, none can start.
+    """
     gate = Gate()
-    fetcher = prefetch.Prefetcher(lambda: gate, workers=2)
+    fetcher = prefetch.Prefetcher(lambda: gate, workers=workers)
+    for n in range(count):
+        fetcher.queue(f"s{n}", {"n": n})
+    wait_until(gate.changed, lambda: gate.began >= fetcher.max_held)
+    wait_until(fetcher._lock, lambda: fetcher.running == 0)
+    return gate, fetcher
+
+
+def test_queued_fetches_start_as_workers_finish_up_to_the_held_bound() -> None:
+    gate, fetcher = filled(workers=2, count=20)
     try:
-        for n in range(20):
-            fetcher.queue(f"s{n}", {"n": n})
-        # nobody takes anything: the workers start queued fetches themselves, up to 4 x workers held
-        wait_until(gate.changed, lambda: gate.began == fetcher.max_held == 8)
-        # a fetch starts only in a finishing one's callback, which counts it finished under the same
-        # lock: once none is running, none can start
-        wait_until(fetcher._lock, lambda: fetcher.running == 0)
-        assert gate.began == 8
+        assert gate.began == fetcher.max_held == 8
         assert fetcher.take("s0") == [{"n": 0}]
         wait_until(gate.changed, lambda: gate.began == 9)
         # taken out of order, a fetch still queued starts at once; each comes back with its own records
@@ -207,13 +215,9 @@ def test_months_that_list_no_session_do_not_pile_up_in_the_read_ahead(monkeypatc
 
 def test_a_fetch_nobody_takes_is_discarded_and_frees_its_room() -> None:
     """A stream map that filters sessions out leaves their fetches untaken: discarding them keeps fetching ahead."""
-    gate = Gate()
-    fetcher = prefetch.Prefetcher(lambda: gate, workers=1)
+    gate, fetcher = filled(workers=1, count=10)
     try:
-        for n in range(10):
-            fetcher.queue(f"s{n}", {"n": n})
-        wait_until(gate.changed, lambda: gate.began == fetcher.max_held == 4)
-        wait_until(fetcher._lock, lambda: fetcher.running == 0)
+        assert gate.began == fetcher.max_held == 4
         for n in range(4):
             fetcher.discard(f"s{n}")  # fetched, never taken
         wait_until(gate.changed, lambda: gate.began == 8)

@@ -70,45 +70,45 @@ class Callers:
             assert not thread.is_alive()
 
 
-def test_slots_are_spaced_by_the_interval_and_nobody_passes_before_its_slot() -> None:
+def waiting(*names: str, limiter_class: type[RateLimiter] = RateLimiter) -> tuple[Clock, RateLimiter, Callers]:
+    """A limiter on a held clock whose first slot is taken, and callers ``names`` queued in that order."""
     clock = Clock()
-    limiter = RateLimiter(RATE, clock=clock)
-    limiter.acquire()  # the first slot is now
+    limiter = limiter_class(RATE, clock=clock)
+    limiter.acquire()
     callers = Callers(limiter)
-    for name in ("a", "b", "c"):
+    for name in names:
         callers.start(name)
-    time.sleep(3 * 0.25)  # they look at the clock every WAKE_SECONDS at the latest: it has not moved
-    assert callers.passed == []
-    for count in (1, 2, 3):
+    return clock, limiter, callers
+
+
+def let_through(clock: Clock, callers: Callers, total: int) -> None:
+    """Move the clock one slot at a time, each letting exactly one more caller pass, until ``total`` have."""
+    while len(callers.passed) < total:
+        count = len(callers.passed) + 1
         clock.now += INTERVAL
         eventually(lambda count=count: len(callers.passed) == count, "the next caller never passed")
+
+
+def test_slots_are_spaced_by_the_interval_and_nobody_passes_before_its_slot() -> None:
+    clock, _, callers = waiting("a", "b", "c")
+    time.sleep(3 * 0.25)  # they look at the clock every WAKE_SECONDS at the latest: it has not moved
+    assert callers.passed == []
+    let_through(clock, callers, 3)
     callers.join()
     assert callers.passed == ["a", "b", "c"]
 
 
 def test_a_caller_that_goes_first_passes_ahead_of_those_waiting() -> None:
-    clock = Clock()
-    limiter = RateLimiter(RATE, clock=clock)
-    limiter.acquire()
-    callers = Callers(limiter)
-    for name in ("worker-1", "worker-2", "worker-3"):
-        callers.start(name)
+    clock, _, callers = waiting("worker-1", "worker-2", "worker-3")
     callers.start("list-page", first=True)
-    for count in (1, 2, 3, 4):
-        clock.now += INTERVAL
-        eventually(lambda count=count: len(callers.passed) == count, "the next caller never passed")
+    let_through(clock, callers, 4)
     callers.join()
     # it took the next slot, not an extra one: the spacing is the same for everybody
     assert callers.passed == ["list-page", "worker-1", "worker-2", "worker-3"]
 
 
 def test_a_stop_signal_wakes_every_caller_waiting() -> None:
-    clock = Clock()
-    limiter = RateLimiter(RATE, clock=clock)
-    limiter.acquire()
-    callers = Callers(limiter)
-    for name in ("a", "b"):
-        callers.start(name)
+    clock, limiter, callers = waiting("a", "b")
     try:
         interrupts.STOP.set()
         callers.join()
@@ -142,22 +142,15 @@ class CountingLimiter(RateLimiter):
 
 
 def test_a_caller_waiting_for_its_slot_sleeps_rather_than_spins() -> None:
-    clock = Clock()
-    limiter = CountingLimiter(RATE, clock=clock)
-    limiter.acquire()
-    callers = Callers(limiter)
-    for name in ("a", "b", "c"):
-        callers.start(name)
-    clock.now += INTERVAL
-    eventually(lambda: callers.passed == ["a"], "the first caller never passed")
+    clock, limiter, callers = waiting("a", "b", "c", limiter_class=CountingLimiter)
+    let_through(clock, callers, 1)
     # "b" is woken as the new head, before its slot: it must go back to sleep until then
+    assert isinstance(limiter, CountingLimiter)
     looks = limiter.looks
     time.sleep(1.0)
     # each sleeps its slot's distance (INTERVAL, the clock being held) or WAKE_SECONDS between looks:
     # about 10 + 4 in a second; a caller spinning on a set event looks hundreds of thousands of times
     assert limiter.looks - looks < 50
-    for count in (2, 3):
-        clock.now += INTERVAL
-        eventually(lambda count=count: len(callers.passed) == count, "the next caller never passed")
+    let_through(clock, callers, 3)
     callers.join()
     assert callers.passed == ["a", "b", "c"]
