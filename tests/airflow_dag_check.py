@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import typing as t
 from pathlib import Path
@@ -64,6 +65,28 @@ def outcome(run: t.Callable[[], None]) -> dict[str, t.Any]:
     return {"succeeded": True}
 
 
+def timed_out(run: t.Callable[[], None], pid_file: Path) -> dict[str, t.Any]:
+    """Run ``run`` and stop it as Airflow's execution_timeout does: SIGALRM, raising in the task.
+
+    The alarm raises only once the pipeline has started (written ``pid_file``), whatever
+    the machine's load; until then it waits another second.
+    """
+
+    def alarm(signum: int, frame: t.Any) -> None:
+        if not pid_file.exists():
+            signal.alarm(1)
+            return
+        msg = "execution_timeout"
+        raise TimeoutError(msg)
+
+    signal.signal(signal.SIGALRM, alarm)
+    signal.alarm(1)
+    try:
+        return outcome(run)
+    finally:
+        signal.alarm(0)
+
+
 def main() -> None:
     dags_folder, project_root, *fakes = sys.argv[1:]
     facts, dag = describe(dags_folder)
@@ -75,7 +98,10 @@ def main() -> None:
         facts["outcomes"] = {}
         for fake in fakes:
             os.environ["MELTANO_BIN"] = fake
-            facts["outcomes"][Path(fake).name] = outcome(lambda: run("tap-zoom-sms--emea"))
+            if Path(fake).name == "hangs":
+                facts["outcomes"]["hangs"] = timed_out(lambda: run("tap-zoom-sms--emea"), Path(f"{fake}.pid"))
+            else:
+                facts["outcomes"][Path(fake).name] = outcome(lambda: run("tap-zoom-sms--emea"))
     print(json.dumps(facts))  # noqa: T201
 
 

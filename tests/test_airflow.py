@@ -44,6 +44,14 @@ def fake_meltano(folder: Path, name: str, lines: list[str], code: int) -> Path:
     return script
 
 
+def hanging_meltano(folder: Path) -> Path:
+    """Write a ``meltano`` that writes its process id next to itself (``hangs.pid``), then runs for ten minutes."""
+    script = folder / "hangs"
+    script.write_text(f'#!/bin/sh\necho $$ > "{script}.pid"\nexec sleep 600\n')
+    script.chmod(0o755)
+    return script
+
+
 @pytest.fixture(scope="module")
 def airflow(tmp_path_factory: pytest.TempPathFactory) -> dict[str, t.Any]:
     assert AIRFLOW_PYTHON.exists(), "scripts/test installs Airflow into .tools/airflow"
@@ -57,6 +65,7 @@ def airflow(tmp_path_factory: pytest.TempPathFactory) -> dict[str, t.Any]:
         fake_meltano(work, "capped", ["some output", capped, "Run invocation could not be completed"], 1),
         fake_meltano(work, "capped_no_reset", [capped_no_reset], 1),
         fake_meltano(work, "breaks", ["tap-zoom-sms: error: HTTP 500 from GET /v2/phone/sms/sessions"], 1),
+        hanging_meltano(work),
     ]
     env = {**os.environ, "AIRFLOW_HOME": str(work / "home"), "AIRFLOW__CORE__LOAD_EXAMPLES": "False"}
     env.pop("MELTANO_BIN", None)
@@ -130,3 +139,14 @@ def test_other_failures_use_the_ordinary_retries(airflow: dict[str, t.Any]) -> N
     broken = airflow["outcomes"]["breaks"]
     assert broken["failed"] == "RuntimeError"
     assert "exit code 1" in broken["message"]
+
+
+def test_a_task_stopped_by_its_timeout_stops_its_pipeline(airflow: dict[str, t.Any]) -> None:
+    """Stopped as execution_timeout does (SIGALRM, raising in the task), the task takes meltano down with it.
+
+    Left running, the pipeline would go on beside the retry, two runs on one STATE.
+    """
+    assert airflow["outcomes"]["hangs"]["failed"] == "TimeoutError"
+    pid = int(Path(airflow["project"]).parent.joinpath("hangs.pid").read_text())
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)

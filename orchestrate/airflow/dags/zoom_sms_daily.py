@@ -22,7 +22,9 @@ its own STATE, since Meltano's state id names the extractor
 Mapped task instances do not depend on each other: an account that fails or
 reaches its daily cap leaves the others running.
 
-Retries: a failure retries three times, 10, 20 then 40 minutes apart. A run that
+Retries: a failure retries three times, at least 10, 20 then 40 minutes apart
+(Airflow's exponential backoff adds up to as much again). A task stopped by its
+execution_timeout (or killed) stops its ``meltano run`` first. A run that
 stops at Zoom's daily request cap is not retried that way (the cap lasts until
 its reset, and each retry would spend the next day's budget failing): the task is
 rescheduled for just after the reset the tap reports (next midnight UTC if it
@@ -31,6 +33,7 @@ reports none). The STATE Meltano saved lets the retry resume where the run stopp
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 import json
 import os
@@ -43,6 +46,8 @@ from airflow.sdk.exceptions import AirflowRescheduleException
 DAG_ID = "zoom_sms_to_postgres"
 TAP = "tap-zoom-sms"
 LOADER = "target-postgres"
+#: How long a task that is stopped (its execution_timeout, or killed) gives ``meltano run`` to stop.
+STOP_GRACE_SECONDS = 60
 #: How long after Zoom's reset to try again (clocks differ; the reset is not instant).
 RESET_MARGIN = dt.timedelta(minutes=5)
 #: The tap's one-line error at the daily cap, e.g. "... daily limit for Heavy requests was
@@ -108,20 +113,37 @@ def run_meltano(project_root: str, meltano: str, extractor: str) -> None:
         stderr=subprocess.STDOUT,
         text=True,
     )
-    lines = []
+    tail: collections.deque[str] = collections.deque(maxlen=200)  # where the tap's last line is
     assert process.stdout is not None  # noqa: S101
-    for line in process.stdout:
-        print(line, end="")  # noqa: T201 (the task log)
-        lines.append(line)
-    if process.wait() == 0:
+    try:
+        for line in process.stdout:
+            print(line, end="")  # noqa: T201 (the task log)
+            tail.append(line)
+        code = process.wait()
+    except BaseException:
+        # the task is stopped (execution_timeout, or killed): stop the pipeline too, or the retry
+        # would run beside it on the same STATE
+        stop(process)
+        raise
+    if code == 0:
         return
     now = dt.datetime.now(dt.timezone.utc)
-    retry_at = daily_limit_retry_at("".join(lines[-200:]), now)
+    retry_at = daily_limit_retry_at("".join(tail), now)
     if retry_at is not None:
         print(f"Zoom's daily request cap was reached: rescheduling for {retry_at:%Y-%m-%dT%H:%M:%SZ}")  # noqa: T201
         raise AirflowRescheduleException(retry_at)
-    msg = f"meltano run {extractor} {LOADER} failed with exit code {process.returncode}"
+    msg = f"meltano run {extractor} {LOADER} failed with exit code {code}"
     raise RuntimeError(msg)
+
+
+def stop(process: subprocess.Popen[str]) -> None:
+    """Ask ``meltano run`` to stop (SIGTERM), and kill it if it has not within STOP_GRACE_SECONDS."""
+    process.terminate()
+    try:
+        process.wait(STOP_GRACE_SECONDS)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 with DAG(
@@ -134,7 +156,7 @@ with DAG(
     default_args={
         "retries": 3,
         "retry_delay": dt.timedelta(minutes=10),
-        "retry_exponential_backoff": 2.0,  # 10, 20, 40 minutes
+        "retry_exponential_backoff": 2.0,  # at least 10, 20, 40 minutes (Airflow adds up to as much again)
         "execution_timeout": dt.timedelta(hours=6),
     },
     tags=["meltano", "zoom", "sms"],
