@@ -7,14 +7,12 @@ one, so the default is sized for a latency budget above what Zoom takes from a
 worker in another region (about 1 s): more workers than the latency needs cost a
 thread each and wait their turn at the limiter, fewer leave the limit unused.
 
-The sessions stream reads ``2 x workers`` sessions ahead (see
-:mod:`tap_zoom_sms.prefetch`): half in flight, half queued. The session list's next
-page is requested by the main thread once the previous page's sessions are queued;
-the limiter hands out turns in order, so that page waits behind at most ``workers``
-requests and then takes one latency, ``workers / R + L`` seconds at most, while the
-queued half holds at least ``workers`` requests, ``workers / R`` seconds of the
-limit. Sized from the budget, ``workers / R`` is the budget itself, longer than a
-page's latency, so the list's pages never leave the workers without sessions.
+The sessions stream reads up to ``4 x workers`` fetches ahead (see
+:mod:`tap_zoom_sms.prefetch`), ``2 x workers`` of them started, and the workers start
+the next themselves. The session list's next page takes the limiter's next turn
+(see :mod:`tap_zoom_sms.ratelimit`) and one latency, while the fetches ahead hold
+``4 x workers`` requests, ``4 x workers / R`` seconds of the limit: four times the
+budget, so the list's pages never leave the workers without sessions.
 """
 
 from __future__ import annotations

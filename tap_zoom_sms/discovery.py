@@ -21,8 +21,8 @@ falls back to the exhaustive walk when they fall short:
   in the background from the run's start, beside the months being read, and each
   month is checked before its bookmark is committed.
 
-The sessions stream (``tap_zoom_sms.streams.phone``) reads month by month: a month's
-active sessions are the only set held at once, and the state holds no session.
+The sessions stream (``tap_zoom_sms.streams.phone``) reads month by month: two months'
+active sessions at most are held at once, and the state holds no session.
 """
 
 from __future__ import annotations
