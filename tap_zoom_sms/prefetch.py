@@ -73,12 +73,9 @@ class Prefetcher:
         here, in the thread that writes the output.
         """
         with self._lock:
-            fetches = self._fetches.get(key)
-            if not fetches:
+            fetch = self._pop(key)
+            if fetch is None:
                 return None
-            fetch = fetches.popleft()
-            if not fetches:
-                del self._fetches[key]
             if fetch.future is None:
                 self._queued.remove(fetch)
                 self._start(fetch)
@@ -95,18 +92,25 @@ class Prefetcher:
         be held to the end of the run, and enough of them would leave no room to fetch ahead.
         """
         with self._lock:
-            fetches = self._fetches.get(key)
-            if not fetches:
+            fetch = self._pop(key)
+            if fetch is None:
                 return
-            fetch = fetches.popleft()
-            if not fetches:
-                del self._fetches[key]
             if fetch.future is None:
                 self._queued.remove(fetch)
             else:
                 fetch.future.cancel()
                 self.held -= 1
                 self._start_queued()
+
+    def _pop(self, key: str) -> _Fetch | None:
+        """Take the oldest fetch asked for ``key`` off its list (holding the lock), or None."""
+        fetches = self._fetches.get(key)
+        if not fetches:
+            return None
+        fetch = fetches.popleft()
+        if not fetches:
+            del self._fetches[key]
+        return fetch
 
     def _add(self, key: str, context: Context) -> _Fetch:
         fetch = _Fetch(dict(context))

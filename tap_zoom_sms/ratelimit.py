@@ -70,12 +70,13 @@ class RateLimiter:
     def _take(self, turn: threading.Event) -> float:
         """Take the slot if ``turn`` is at the head and the slot has come, else say how long to wait."""
         with self._lock:
+            # set when it reaches the head; cleared at each look, under this lock, so that no wake is
+            # lost and a head waiting for its slot sleeps rather than spins
+            turn.clear()
             now = self._clock()
             if self._queue[0] is not turn:
-                turn.clear()  # set again when it reaches the head (under this lock: no wake is lost)
                 return WAKE_SECONDS
             if now < self._next_slot:
-                turn.clear()  # set at the head: cleared, its wait sleeps until the slot (or a stop signal)
                 return self._next_slot - now
             self._next_slot = max(now, self._next_slot) + self._interval
             self._leave(turn)

@@ -200,10 +200,7 @@ class SmsSessionsStream(ZoomStream):
                     exc,
                     format_zoom_time(self.messages_since),
                 )
-                since = format_zoom_time(self.messages_since)
-                state = self.get_context_state(context)
-                state["message_discovery"] = "exhaustive"
-                self.commit_bookmark(self.messages_since, context, messages_since=since)
+                self._read_again_from(context, self.messages_since)
                 self._fell_short = True
                 self._read_again_next_run()
             else:
@@ -222,8 +219,7 @@ class SmsSessionsStream(ZoomStream):
         their state, and a warning says so.
         """
         for context, since in self._read_by_activity:
-            self.get_context_state(context)["message_discovery"] = "exhaustive"
-            self.commit_bookmark(since, context, messages_since=format_zoom_time(since))
+            self._read_again_from(context, since)
             self.logger.warning(
                 "Sessions of %s were read with Zoom's activity lists earlier in this run: "
                 "the next run reads them again, every month of every session, from %s",
@@ -231,6 +227,11 @@ class SmsSessionsStream(ZoomStream):
                 format_zoom_time(since),
             )
         self._read_by_activity.clear()
+
+    def _read_again_from(self, context: Context | None, since: dt.datetime) -> None:
+        """Move ``context``'s bookmark back to ``since``, to be read from there exhaustively (state says so)."""
+        self.get_context_state(context)["message_discovery"] = "exhaustive"
+        self.commit_bookmark(since, context, messages_since=format_zoom_time(since))
 
     def _read(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
         """List sessions, fetching the messages of the next few while the SDK writes the current one.
@@ -331,17 +332,18 @@ class SmsSessionsStream(ZoomStream):
     def on_window_done(self, window: Window, last: bool, covered: dt.datetime) -> None:
         """Read the window's other active sessions, then commit it (or queue both behind the sessions read ahead)."""
         listed, self._listed = self._listed, set()
-        done = _WindowEnd(window, last, covered)
+        sampled: frozenset[str] = frozenset()
         if self._discovery is not None:
             active = self._discovery.active(window)
             self._discovery.check(window, active, listed)
-            done = _WindowEnd(window, last, covered, self._discovery.sampled_among(active))
+            sampled = self._discovery.sampled_among(active)
             for context in self._contexts(window, active - listed):
                 if self._ahead is not None:
                     self._queue(context)
                     self._ahead.append(_Activity(context))
                 else:
                     self._sync_children(context)
+        done = _WindowEnd(window, last, covered, sampled)
         if self._ahead is not None:
             self._ahead.append(done)
             self._windows_ahead += 1
