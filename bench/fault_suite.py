@@ -13,6 +13,12 @@ must be stored with the right content):
               2 min before it, and messages stamped at its own "now"; a second run must get them all
   circular-token  session details answer page tokens that go round in a circle (A, B, A, ...),
               pages of 5: the run stops with one line (exit 1); once Zoom recovers, the next run resumes
+  broken-text 10% of the records served carry half an emoji (a lone UTF-16 surrogate) or U+0000 in their
+              text (tap_zoom_sms/emulator/malform.py): every record written must be valid UTF-8 without NUL
+  malformed   10% of the records served have a field of the wrong shape (arrays as strings, times as epoch
+              numbers, [null] among attachments, numbers as text) or, for messages, no id: every record
+              the tap writes must match its schema, and each message without an id must be reported (a
+              WARNING line) rather than counted as lost
 
 Run: .venv/bin/python -m bench.fault_suite [--sessions N]   (prints a Markdown table)
 """
@@ -24,15 +30,19 @@ import collections
 import datetime as dt
 import hashlib
 import json
+import re
 import signal
 import sys
 import typing as t
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import jsonschema
+
 from bench.runner import Run, run_tap, truth
 from tap_zoom_sms.emulator import DatasetSpec, Emulator
 from tap_zoom_sms.emulator.data import file_bytes
+from tap_zoom_sms.emulator.malform import KINDS, TEXT_KINDS, kind_of
 from tap_zoom_sms.windows import parse_time
 
 
@@ -48,6 +58,10 @@ class Outcome:
     files_expected: int = 0
     files_lost: int = 0
     secrets_found: list[str] = field(default_factory=list)
+    #: records written that do not match their schema, or hold text no target takes (NUL, a lone surrogate)
+    invalid: int = 0
+    #: figures of one scenario only, for its notes
+    stats_extra: dict[str, t.Any] = field(default_factory=dict)
 
     @property
     def retries(self) -> int:
@@ -97,6 +111,11 @@ SETTINGS: dict[str, dict[str, t.Any]] = {
     "sigterm": {},
     "late-data": {"clock_skew_seconds": -3},
     "circular-token": {"page_token_loop": "cycle", "page_token_loop_route": "session_details"},
+    "broken-text": {"malformed_share": 0.1, "malformed_kinds": list(TEXT_KINDS)},
+    "malformed": {
+        "malformed_share": 0.1,
+        "malformed_kinds": sorted({kind for kinds in KINDS.values() for kind in kinds} - set(TEXT_KINDS)),
+    },
 }
 #: The tap's settings that differ in a scenario: with pages of 5, every busy session (60 or more
 #: messages in a month, however its burst falls on the calendar) has the 4 pages a circle needs.
@@ -125,7 +144,31 @@ def scenario(name: str, sessions: int, workdir: Path) -> Outcome:
         for run in outcome.runs:
             for stream, keys in run.kept()[0].items():
                 got[stream] |= keys
+        if name in ("broken-text", "malformed"):
+            check_malformed(outcome, emulator, got)
         return finish(outcome, emulator, got, files)
+
+
+def check_malformed(outcome: Outcome, emulator: Emulator, got: dict[str, set[tuple]]) -> None:
+    """Count as delivered the messages served without an id that a WARNING line reports; check every record."""
+    config = emulator.config
+    keyless = {
+        record["message_id"]
+        for stream, record in emulator.account.truth()
+        if stream == "sms_messages"
+        and kind_of("sms_histories", record, config.malformed_share, config.fault_seed, config.malformed_kinds)
+        == "no key"
+    }
+    reported = sum(
+        run.stderr.count("sms_messages: skipped a record without a usable message_id") for run in outcome.runs
+    )
+    outcome.stats_extra["keyless messages served, reported"] = (len(keyless), reported)
+    if reported >= len(keyless):  # each one is read once a run (more: read again after a look-back)
+        got["sms_messages"] |= {(message_id,) for message_id in keyless}
+    for run in outcome.runs:
+        for message in run.messages:
+            if message.get("type") == "RECORD":
+                outcome.invalid += not conforms(message["stream"], message["record"])
 
 
 def stopped_runs(emulator: Emulator, workdir: Path, config: dict, how: int) -> list[Run]:
@@ -189,12 +232,34 @@ BETWEEN_RUNS: dict[str, list[t.Callable[[Emulator, dict | None], None]]] = {
 }
 
 
+SCHEMAS = {
+    name: jsonschema.Draft7Validator(
+        json.loads((Path(__file__).resolve().parent.parent / "schemas" / f"{name}.json").read_text())
+    )
+    for name in ("sms_sessions", "sms_messages", "attachments", "contact_center_sms")
+}
+
+
+def conforms(stream: str, record: dict[str, t.Any]) -> bool:
+    """Say whether a record matches its schema, its date-times parse, and its text has no NUL or lone surrogate."""
+    validator = SCHEMAS[stream]
+    if not validator.is_valid(record) or re.search("[\x00\ud800-\udfff]", json.dumps(record, ensure_ascii=False)):
+        return False
+    for name, prop in validator.schema["properties"].items():
+        if prop.get("format") == "date-time" and record.get(name) is not None:
+            try:
+                parse_time(record[name])
+            except (ValueError, TypeError):
+                return False
+    return True
+
+
 def table(outcomes: list[Outcome]) -> str:
     """Format the figures as a Markdown table."""
     rows = [
         "| scenario | tap runs (exit codes) | requests | faults injected | retries | 429s | windows restarted "
-        "| records expected | records lost | files expected | files lost | secrets in output |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| records expected | records lost | records off-schema | files expected | files lost | secrets in output |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for o in outcomes:
         faults = ", ".join(f"{k} {v}" for k, v in sorted(o.stats.get("faults", {}).items())) or "0"
@@ -202,7 +267,7 @@ def table(outcomes: list[Outcome]) -> str:
         codes = ", ".join(str(r.returncode) for r in o.runs)
         rows.append(
             f"| {o.name} | {len(o.runs)} ({codes}) | {o.stats.get('total_requests', 0)} | {faults} | {o.retries} "
-            f"| {limited} | {o.restarts} | {o.expected} | {o.lost} | {o.files_expected} | {o.files_lost} "
+            f"| {limited} | {o.restarts} | {o.expected} | {o.lost} | {o.invalid} | {o.files_expected} | {o.files_lost} "
             f"| {len(o.secrets_found)} |"
         )
     return "\n".join(rows)
@@ -220,7 +285,10 @@ def main(argv: t.Sequence[str] | None = None) -> None:
     with tempfile.TemporaryDirectory() as workdir:
         outcomes = [scenario(name, args.sessions, Path(workdir)) for name in names]
     print(table(outcomes))  # noqa: T201
-    if any(o.lost or o.files_lost or o.secrets_found for o in outcomes):
+    for o in outcomes:
+        for what, figure in o.stats_extra.items():
+            print(f"{o.name}: {what}: {figure}")  # noqa: T201
+    if any(o.lost or o.files_lost or o.secrets_found or o.invalid for o in outcomes):
         sys.exit(1)
 
 

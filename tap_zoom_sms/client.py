@@ -15,6 +15,7 @@ from singer_sdk import RESTStream, SchemaDirectory, Stream, StreamSchema
 from singer_sdk.exceptions import RetriableAPIError
 from singer_sdk.helpers._util import utc_now
 from singer_sdk.helpers.conform import TypeConformanceLevel
+from singer_sdk.mapper import RemoveRecordTransform
 from singer_sdk.singerlib import RecordMessage
 
 from tap_zoom_sms import retries
@@ -76,6 +77,17 @@ class BaseStream(Stream):
         if not self._schema_written:
             super()._write_schema_message()
             self._schema_written = True
+
+    def carries(self, record: dict[str, t.Any]) -> bool:
+        """Say whether ``record``'s children are to be read: not if a stream map's ``__filter__`` drops it.
+
+        A filter on sessions is how people keep a department's or a number's SMS out of
+        the warehouse, so it carries to the session's messages and attachments, and no
+        file of theirs is downloaded. A stream mapped to null (or deselected) only
+        hides its own records: its children still come (the SDK would stop them too).
+        """
+        stream_map = self.stream_maps[0]
+        return isinstance(stream_map, RemoveRecordTransform) or bool(stream_map.get_filter_result(record))
 
     @cached_property
     def _every_field_selected(self) -> bool:
@@ -246,11 +258,36 @@ class ZoomStream(BaseStream, RESTStream[WindowPage]):
                 return
 
     def parse_response(self, response: requests.Response) -> t.Iterable[dict[str, t.Any]]:
-        """Yield the records of a page (a missing or null array is an empty page), then maybe WINDOW_READ."""
+        """Yield the records of a page, each made to match its schema, then maybe WINDOW_READ.
+
+        A missing or null array is an empty page. A record is conformed before the tap
+        reads any field of it (see :mod:`tap_zoom_sms.conform`); one without its key is
+        skipped, and reported.
+        """
         body = zoom_json(response)
-        yield from body.get(self.records_key) or ()
+        records = body.get(self.records_key) or ()
+        if records:
+            yield from self.conformed(records, response)
         if self.marks_windows and not next_page_token(body):
             yield WINDOW_READ
+
+    def conformed(self, records: t.Iterable[t.Any], response: requests.Response) -> t.Iterator[dict[str, t.Any]]:
+        """Yield ``records`` of ``response`` as this stream's schema declares them, skipping those with no key."""
+        checks = self._tap.record_checks
+        text = checks.text_to_repair(response.content)
+        where = self._where(response)
+        for record in records:
+            conformed = checks.conform(self.name, self.schema, record, where, text=text)
+            if conformed is not None:
+                yield conformed
+
+    def _where(self, response: requests.Response) -> str:
+        """Name the request a record came from: its path and window (never its query or token)."""
+        path = response.request.path_url.split("?", 1)[0] if response.request is not None else ""
+        window = getattr(getattr(self, "_paginator", None), "current_value", None)
+        if window is None:
+            return f"GET {path}"
+        return f"GET {path}, window {format_zoom_time(window.window.start)} to {format_zoom_time(window.window.end)}"
 
     def validate_response(self, response: requests.Response) -> None:
         """Sort a response into success, retry, token renewal or a clear error.

@@ -143,10 +143,14 @@ class SessionActivity(ZoomStream):
             "filter_type": self._filter_type,
         }
 
+    def sessions(self, window: Window, context: Context | None) -> dict[str, dict[str, t.Any]]:
+        """Return the sessions this filter lists in ``window``, by id (a stream map's filter is applied to them)."""
+        self._window = window
+        return {record["session_id"]: record for record in self.get_records(context)}
+
     def session_ids(self, window: Window, context: Context | None) -> set[str]:
         """Return the ids of the sessions this filter lists in ``window``."""
-        self._window = window
-        return {record["session_id"] for record in self.get_records(context)}
+        return set(self.sessions(window, context))
 
 
 class Discovery:
@@ -159,7 +163,7 @@ class Discovery:
         self._latest = SessionActivity(tap, "last_message_time") if sample else None
         #: the lists of the windows being read, read in the background (one window at a time)
         self._reader = ThreadPoolExecutor(1, thread_name_prefix="zoom-activity-ahead")
-        self._ahead: dict[Window, Future[set[str]]] = {}
+        self._ahead: dict[Window, Future[dict[str, dict[str, t.Any]]]] = {}
         #: the sample check, in the background: which sessions, then the months their walk found
         self._sampler = ThreadPoolExecutor(1, thread_name_prefix="zoom-sample-check")
         self._chosen: Future[list[str]] | None = None
@@ -176,8 +180,8 @@ class Discovery:
         """
         self._ahead[window] = self._reader.submit(self._read, window)
 
-    def active(self, window: Window) -> set[str]:
-        """Return the sessions that sent or received a message in ``window``."""
+    def active(self, window: Window) -> dict[str, dict[str, t.Any]]:
+        """Return the sessions that sent or received a message in ``window``, by id."""
         future = self._ahead.pop(window, None) or self._reader.submit(self._read, window)
         return future.result()
 
@@ -187,11 +191,14 @@ class Discovery:
         for pool in (self._reader, self._sampler):
             pool.shutdown(wait=not interrupts.STOP.is_set(), cancel_futures=True)
 
-    def _read(self, window: Window) -> set[str]:
+    def _read(self, window: Window) -> dict[str, dict[str, t.Any]]:
         """Read both activity lists of ``window`` at once (from the reader's thread only)."""
         pool = ThreadPoolExecutor(len(self._lists), thread_name_prefix="zoom-activity")
         try:
-            return set().union(*pool.map(lambda activity: activity.session_ids(window, self._context), self._lists))
+            found: dict[str, dict[str, t.Any]] = {}
+            for sessions in pool.map(lambda activity: activity.sessions(window, self._context), self._lists):
+                found |= sessions
+            return found
         finally:  # after a stop signal, not waiting for a list blocked in a read
             pool.shutdown(wait=not interrupts.STOP.is_set(), cancel_futures=True)
 

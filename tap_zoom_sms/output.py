@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import typing as t
 
@@ -24,6 +25,17 @@ class SingerOutput(MsgSpecWriter):
     killed process had not flushed lies after its last STATE and is read again. A
     stop signal that arrives while a message is written waits until it is whole.
     """
+
+    def serialize_message(self, message: Message) -> bytearray:
+        """Encode a message; text UTF-8 cannot hold (a lone surrogate, kept by ``repair_text: false``) as a JSON escape.
+
+        msgspec refuses such text, and the stdlib's ASCII-only JSON writes it as the
+        escape Zoom sent it as (backslash, u, d83d): valid JSON, which a target may take or refuse.
+        """
+        try:
+            return super().serialize_message(message)
+        except UnicodeEncodeError:
+            return bytearray(json.dumps(message.to_dict(), ensure_ascii=True, default=str).encode() + b"\n")
 
     def write_message(self, message: Message) -> None:
         """Write a message; flush when it is a STATE."""

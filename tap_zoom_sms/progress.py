@@ -89,10 +89,10 @@ class Progress:
         self._thread = threading.Thread(target=self._loop, name="zoom-progress", daemon=True)
         self._thread.start()
 
-    def finish(self) -> None:
-        """Stop the interval lines and log the last one."""
+    def finish(self, *notes: str) -> None:
+        """Stop the interval lines and log the last one, with ``notes`` (those not empty) after it."""
         self._stop.set()
-        self._logger.info("%s", self.line(final=True))
+        self._logger.info("%s", "; ".join([self.line(final=True), *filter(None, notes)]))
 
     def _loop(self) -> None:
         while not self._stop.wait(self._interval):

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import logging
 import typing as t
 
 if t.TYPE_CHECKING:
     import requests
 
 _BODY = "_zoom_body"
+#: The tap's logger (the SDK names it after the tap).
+LOGGER = "tap-zoom-sms"
 
 #: Zoom's error codes for "the next page token is invalid or expired".
 PAGE_TOKEN_CODES = frozenset({300, 400})
@@ -31,7 +34,7 @@ def zoom_json(response: requests.Response) -> dict[str, t.Any]:
     if cached is not None:
         return t.cast("dict[str, t.Any]", cached)
     try:
-        body = json.loads(response.content)
+        body = json.loads(_text(response), strict=False)
     except ValueError as exc:
         msg = f"malformed JSON from {response.request.method} {_path(response)} ({exc})"
         raise MalformedResponseError(msg) from None
@@ -40,6 +43,23 @@ def zoom_json(response: requests.Response) -> dict[str, t.Any]:
         raise MalformedResponseError(msg)
     response.__dict__[_BODY] = body
     return body
+
+
+def _text(response: requests.Response) -> str:
+    """Return the body as text: UTF-8, surrogates kept (to be repaired with the records), other bad bytes replaced.
+
+    A byte that is not UTF-8 in one message's text would otherwise make the page
+    malformed on every run. Raw control characters in strings are taken too
+    (``strict=False`` above), as browsers and most JSON readers do.
+    """
+    try:
+        return response.content.decode("utf-8", "surrogatepass")
+    except UnicodeDecodeError:
+        text = response.content.decode("utf-8", "replace")
+    logging.getLogger(LOGGER).warning(
+        "Bytes that are not UTF-8 in the answer to GET %s were replaced by U+FFFD", _path(response)
+    )
+    return text
 
 
 def error_fields(response: requests.Response) -> tuple[int | None, str]:

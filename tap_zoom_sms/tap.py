@@ -24,6 +24,8 @@ from singer_sdk.plugin_base import _ConfigInput
 from tap_zoom_sms import interrupts
 from tap_zoom_sms.auth import StaticTokenAuthenticator, ZoomS2SAuthenticator
 from tap_zoom_sms.concurrency import MAX_WORKERS, message_workers
+from tap_zoom_sms.conform import POLICIES as MALFORMED_POLICIES
+from tap_zoom_sms.conform import RecordChecks
 from tap_zoom_sms.discovery import MODES as DISCOVERY_MODES
 from tap_zoom_sms.downloads import Downloader, FileStore
 from tap_zoom_sms.errors import DailyLimitError, SettingsError, ZoomTapError
@@ -198,6 +200,26 @@ class TapZoomSms(Tap):
             "off, a progress line every 30 seconds sums them up.",
         ),
         th.Property(
+            "malformed_records",
+            th.StringType,
+            default="repair",
+            allowed_values=list(MALFORMED_POLICIES),
+            title="Malformed Records",
+            description="What to do with a record from Zoom that does not match its schema: repair (convert "
+            "unambiguous values such as numeric strings, set the rest to null, skip a record without its key; "
+            "each reported in a WARNING line and counted at the end of the run) or fail (end the run with one "
+            "line, before the bookmark passes the record).",
+        ),
+        th.Property(
+            "repair_text",
+            th.BooleanType,
+            default=True,
+            title="Repair Text",
+            description="Replace NUL characters and lone UTF-16 surrogates (half an emoji) in Zoom's text with "
+            "U+FFFD, which PostgreSQL and UTF-8 cannot hold; false: keep the text as Zoom sent it (lone surrogates "
+            "written as JSON \\u escapes), for targets that take it.",
+        ),
+        th.Property(
             "request_timeout",
             th.IntegerType,
             default=60,
@@ -273,6 +295,15 @@ class TapZoomSms(Tap):
         return Progress(self.logger, limits)
 
     @cached_property
+    def record_checks(self) -> RecordChecks:
+        """Return the checks that make every record match its schema (see :mod:`tap_zoom_sms.conform`)."""
+        return RecordChecks(
+            self.logger,
+            policy=self.config.get("malformed_records", "repair"),
+            text=self.config.get("repair_text", True),
+        )
+
+    @cached_property
     def message_lookup(self) -> MessageLookup:
         """Return the way to GET one message from any thread (to refresh download URLs)."""
         return MessageLookup(self)
@@ -317,7 +348,7 @@ class TapZoomSms(Tap):
         finally:
             if self.downloader is not None:
                 self.downloader.close()
-            self.progress.finish()
+            self.progress.finish(self.record_checks.summary())
 
     def _quiet_sdk_logs(self) -> None:
         """Keep the SDK's per-request and per-session lines off INFO (see :mod:`tap_zoom_sms.progress`)."""

@@ -80,6 +80,8 @@ class FakeZoom:
     fail_from_request: int | None = None
     #: answer details pages with ``sync_token`` instead of ``next_page_token``
     token_under_sync_token: bool = False
+    #: by records key: changes each record of a page on its way out (what a malformed Zoom would send)
+    mangle: dict[str, t.Callable[[dict[str, t.Any]], t.Any]] = field(default_factory=dict)
 
     # --- building data -------------------------------------------------
     def add_session(self, session_id: str, session_type: str = "user") -> None:
@@ -237,6 +239,8 @@ class FakeZoom:
                 return {"code": 300, "message": "The next page token is invalid or expired."}
             offset = decoded["o"]
         page = items[offset : offset + size]
+        if key in self.mangle:
+            page = [self.mangle[key](json.loads(json.dumps(item))) for item in page]
         token = ""
         if offset + size < len(items):
             token = base64.urlsafe_b64encode(json.dumps({"q": query, "o": offset + size}).encode()).decode()

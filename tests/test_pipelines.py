@@ -6,6 +6,7 @@ and PostgreSQL's server from Debian's packages (a private cluster is started on 
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import subprocess
 import typing as t
@@ -86,3 +87,26 @@ def test_meltano_into_duckdb_loads_everything(tmp_path: Path, emulator: Emulator
     database = tmp_path / "zoom.duckdb"
     meltano_run(emulator, "target-duckdb", uuid.uuid4().hex, {"TARGET_DUCKDB_FILEPATH": str(database)})
     assert duckdb_counts(DUCKDB_PYTHON, database) == {table: (n, n) for table, n in truth_counts(emulator).items()}
+
+
+def test_text_postgres_refuses_arrives_repaired(postgres: Postgres) -> None:
+    """Half an emoji and a NUL in a message: target-postgres loads them as U+FFFD (both stopped every run)."""
+    with Emulator(DatasetSpec(seed=8, sessions=6, engagements=0, months=2)) as em:
+        session_id = em.account.sessions_between(em.account.start, em.account.anchor, "all")[0]
+        when = em.account.anchor - dt.timedelta(hours=1)
+        broken = em.account.add_message(session_id, when, "broken emoji \ud83d")
+        nul = em.account.add_message(session_id, when + dt.timedelta(minutes=1), "nul \x00 here")
+        env = {
+            "TARGET_POSTGRES_HOST": "127.0.0.1",
+            "TARGET_POSTGRES_PORT": str(postgres.port),
+            "TARGET_POSTGRES_USER": "postgres",
+            "TARGET_POSTGRES_PASSWORD": "unused",
+            "TARGET_POSTGRES_DATABASE": "zoom",
+            "TARGET_POSTGRES_DEFAULT_TARGET_SCHEMA": "zoom_text",
+        }
+        meltano_run(em, "target-postgres", uuid.uuid4().hex, env)
+        expected = truth_counts(em)["sms_messages"]
+    ids = f"'{broken['message_id']}', '{nul['message_id']}'"
+    rows = postgres.sql(f"select message from zoom_text.sms_messages where message_id in ({ids}) order by message")  # noqa: S608
+    assert rows == [["broken emoji \ufffd"], ["nul \ufffd here"]]
+    assert int(postgres.sql("select count(*) from zoom_text.sms_messages")[0][0]) == expected

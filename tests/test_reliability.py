@@ -20,6 +20,7 @@ def test_scenario_loses_nothing_and_leaks_nothing(name: str, tmp_path: Path) -> 
     assert outcome.files_expected > 50
     assert outcome.files_lost == 0
     assert outcome.secrets_found == []
+    assert outcome.invalid == 0
     for run in outcome.runs:
         assert "Traceback" not in run.stderr
     codes = [run.returncode for run in outcome.runs]
@@ -48,6 +49,13 @@ def test_scenario_loses_nothing_and_leaks_nothing(name: str, tmp_path: Path) -> 
             assert not run.cut_short
     elif name == "late-data":
         assert codes == [0, 0]
+    elif name in ("broken-text", "malformed"):
+        assert codes == [0]
+        served, reported = outcome.stats_extra["keyless messages served, reported"]
+        assert reported == served
+        assert (served > 0) == (name == "malformed")
+        repaired = "texts repaired" if name == "broken-text" else "values coerced"
+        assert repaired in outcome.runs[0].stderr.split("records from Zoom repaired:")[1]
     else:
         assert codes == [1, 0]
         assert "Zoom's page tokens went round in a circle on GET /v2/phone/sms/sessions/" in outcome.runs[0].stderr

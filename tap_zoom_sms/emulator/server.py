@@ -24,6 +24,7 @@ import jwt
 import pendulum
 
 from tap_zoom_sms.emulator.data import ME_OWNER, Account, DatasetSpec, file_bytes, fmt
+from tap_zoom_sms.emulator.malform import malform
 
 UTC = dt.timezone.utc
 PHONE_LIMITS = {"page_size": 30, "max": 100}
@@ -84,6 +85,10 @@ class EmulatorConfig:
     #: leave each session's last month in those lists (so only the sample check can see the gaps)
     activity_under_report_spares_last: bool = False
     page_token_loop_route: str = "sessions"  # noqa: S105 (a route name, not a secret)
+    #: share of the records served changed as a hostile Zoom would (see :mod:`.malform`), seeded by fault_seed
+    malformed_share: float = 0.0
+    #: the ways to change them (default: every way of :data:`.malform.KINDS`)
+    malformed_kinds: list[str] = field(default_factory=list)
 
 
 class Stats:
@@ -519,7 +524,7 @@ class _Api:
             records = [
                 r for r in records if any(p["phone_number"].lstrip("+") == phone.lstrip("+") for p in r["participants"])
             ]
-        return {"next_page_token": token, "page_size": size, "sms_sessions": records}
+        return {"next_page_token": token, "page_size": size, "sms_sessions": self._served("sms_sessions", records)}
 
     def _user_sessions(self, path: str, query: dict[str, list[str]], uid: str) -> dict[str, t.Any]:
         owner = ME_OWNER if uid == "me" else uid
@@ -536,7 +541,14 @@ class _Api:
         sort = query.get("sort", ["1"])[0]
         found.sort(key=lambda m: m["date_time"], reverse=sort == "2")
         page, token, size = self.em.page(path, query, found, PHONE_LIMITS)
-        return {"next_page_token": token, "page_size": size, "sms_histories": [self._fresh(m) for m in page]}
+        messages = self._served("sms_histories", [self._fresh(m) for m in page])
+        return {"next_page_token": token, "page_size": size, "sms_histories": messages}
+
+    def _served(self, records_key: str, records: list[dict[str, t.Any]]) -> list[dict[str, t.Any]]:
+        """Return ``records`` as served: some changed, if ``malformed_share`` is set (see :mod:`.malform`)."""
+        config = self.em.config
+        share, seed, kinds = config.malformed_share, config.fault_seed, config.malformed_kinds
+        return [malform(records_key, record, share, seed, kinds) for record in records] if share else records
 
     def _fresh(self, message: dict[str, t.Any], ttl: int | None = None) -> dict[str, t.Any]:
         """Give attachments download URLs with a signed JWT that expires (see EmulatorConfig)."""
@@ -555,7 +567,7 @@ class _Api:
         self._session(sid)
         for message in self.account.messages(sid):
             if message["message_id"] == mid:
-                return self._fresh(message, ttl=3600)
+                return self._served("sms_histories", [self._fresh(message, ttl=3600)])[0]
         raise _zoom_error(404, 7012, "Error retrieving SMS.")
 
     def _session_sync(self, path: str, query: dict[str, list[str]], sid: str) -> dict[str, t.Any]:  # noqa: ARG002
@@ -617,7 +629,7 @@ class _Api:
             "total_records": len(found),
             "from": fmt(lo),
             "to": fmt(hi),
-            "sms": page,
+            "sms": self._served("sms", page),
         }
 
 

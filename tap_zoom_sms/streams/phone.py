@@ -98,6 +98,8 @@ class SmsSessionsStream(ZoomStream):
     _discovery: Discovery | None = None
     #: the sessions listed by their last message in the window being read
     _listed: set[str]
+    #: sessions active in windows already read whose messages a stream map's filter held back there
+    _withheld: set[str]
     #: sessions read ahead of the SDK, and the ends of their windows (see get_records)
     _ahead: collections.deque[dict[str, t.Any] | _WindowEnd | _Activity] | None = None
     #: the partition (user) being read, whose bookmark the windows commit
@@ -156,7 +158,7 @@ class SmsSessionsStream(ZoomStream):
                 self._discovery.start_sample(months, self._walk, self.logger)
                 if messages is not None:
                     messages.boundary = BoundaryMessages()
-        self._listed = set()
+        self._listed, self._withheld = set(), set()
         return self._reading_ahead(month_windows(start, self._tap.end_date))
 
     def _reading_ahead(self, windows: t.Iterator[Window]) -> t.Iterator[Window]:
@@ -264,8 +266,9 @@ class SmsSessionsStream(ZoomStream):
                         yield from self._release()
                     continue
                 self._listed.add(record["session_id"])
-                child = self._context_for(record)
-                self._queue(child)
+                child = self._context_for(record) if self.carries(record) else None
+                if child is not None:
+                    self._queue(child)
                 self._ahead.append({**record, CHILD_CONTEXT_KEY: child})
                 while len(self._ahead) > self._read_ahead:
                     yield from self._release()
@@ -292,11 +295,13 @@ class SmsSessionsStream(ZoomStream):
         if isinstance(item, _Activity):
             self._sync_children(item.context)
             return
-        key = fetch_key(item[CHILD_CONTEXT_KEY])
+        child = item[CHILD_CONTEXT_KEY]
         yield item
-        # the SDK has written it, and taken its messages unless a stream map filtered it out
+        # the SDK has written it, and its messages were taken (a stream map filtering a session out
+        # after it was read ahead: a stream map of the user's, see carries, whose result can differ)
         assert self._prefetcher is not None  # noqa: S101
-        self._prefetcher.discard(key)
+        if child is not None:
+            self._prefetcher.discard(fetch_key(child))
 
     def get_url_params(self, context: Context | None, next_page_token: t.Any) -> dict[str, t.Any]:
         """Ask for every session type, filtered on the last message time (never Zoom's defaults)."""
@@ -321,12 +326,24 @@ class SmsSessionsStream(ZoomStream):
         child, self._child_context = self._child_context, None
         return child or self._context_for(record)
 
+    def generate_child_contexts(self, record: dict, context: Context | None) -> t.Iterable[dict]:
+        """Read the session's messages here, unless a stream map's filter drops it (see ``carries``)."""
+        if self.carries(record):
+            self._sync_children(self.get_child_context(record, context))
+        else:
+            self._child_context = None
+        return ()
+
     def _context_for(self, record: dict) -> dict[str, str]:
-        """Return the messages' context of a session just listed, in the window being read."""
+        """Return the messages' context of a session just listed, in the window being read.
+
+        With discovery, the earlier months of the session were read as the months went
+        by, unless a stream map's filter held them back there: then they are read now.
+        """
         window = self._paginator.current_value.window
         until = record.get("last_access_time") or format_zoom_time(window.end)
-        # with discovery, the earlier months of the session were read as the months went by
-        since = window.start if self._discovery is not None else self.messages_since
+        read = self._discovery is not None and record["session_id"] not in self._withheld
+        since = window.start if read else self.messages_since
         return {"session_id": record["session_id"], "messages_since": format_zoom_time(since), "messages_until": until}
 
     def on_window_done(self, window: Window, last: bool, covered: dt.datetime) -> None:
@@ -334,10 +351,13 @@ class SmsSessionsStream(ZoomStream):
         listed, self._listed = self._listed, set()
         sampled: frozenset[str] = frozenset()
         if self._discovery is not None:
-            active = self._discovery.active(window)
+            sessions = self._discovery.active(window)
+            active = set(sessions)
             self._discovery.check(window, active, listed)
             sampled = self._discovery.sampled_among(active)
-            for context in self._contexts(window, active - listed):
+            carried = {session_id for session_id in active - listed if self.carries(sessions[session_id])}
+            self._withheld |= active - listed - carried
+            for context in self._contexts(window, carried):
                 if self._ahead is not None:
                     self._queue(context)
                     self._ahead.append(_Activity(context))
@@ -463,11 +483,17 @@ class SmsMessagesStream(ZoomStream):
     def _with_downloads(self, message: dict[str, t.Any], session_id: str) -> dict[str, t.Any]:
         """Start downloading the message's files, if asked to; post_process waits for them."""
         downloader = self._tap.downloader
-        if downloader is None or not message.get("attachments"):
+        if (
+            downloader is None
+            or not message.get("attachments")
+            or not self.carries({**message, "session_id": session_id})
+        ):
             return message
         refresh = partial(self._tap.message_lookup, session_id, message["message_id"])
         message[DOWNLOADS_KEY] = [
             downloader.submit(session_id, message["message_id"], attachment, refresh)
+            if _placeable(attachment)
+            else None
             for attachment in message["attachments"]
         ]
         return message
@@ -488,7 +514,7 @@ class SmsMessagesStream(ZoomStream):
             response = self.request_decorator(self._request)(request, None)
         except SessionGoneError:
             return None
-        return zoom_json(response)
+        return next(self.conformed([zoom_json(response)], response), None)
 
     def client_error(self, response: requests.Response) -> ZoomAPIError:
         """Recognise a session that retention deleted between the list and its details."""
@@ -502,11 +528,11 @@ class SmsMessagesStream(ZoomStream):
         assert context is not None  # noqa: S101
         row["session_id"] = context["session_id"]
         downloads = row.pop(DOWNLOADS_KEY, None)
-        self._downloads = [future.result() for future in downloads] if downloads else None
+        self._downloads = [None if future is None else future.result() for future in downloads] if downloads else None
         return row
 
     #: the downloads of the message being written (see post_process and generate_child_contexts)
-    _downloads: list[Download] | None = None
+    _downloads: list[Download | None] | None = None
 
     def generate_child_contexts(self, record: dict, context: Context | None) -> t.Iterable[dict]:  # noqa: ARG002
         """Write the message's attachments here, and ask the SDK for no child sync.
@@ -515,7 +541,7 @@ class SmsMessagesStream(ZoomStream):
         line, a state lookup and three metrics each, more than the records themselves
         cost. Attachments need no request, so they are written from the message.
         """
-        if record.get("attachments") and self.stream_maps[0].get_filter_result(record):
+        if record.get("attachments") and self.carries(record):
             for child in self.child_streams:
                 if isinstance(child, AttachmentsStream) and child.selected:
                     child.write_from_message(record, self._downloads)
@@ -542,6 +568,10 @@ class AttachmentsStream(BaseStream):
         message = context["message"]
         downloads = context.get("downloads") or [None] * len(message["attachments"])
         for attachment, download in zip(message["attachments"], downloads, strict=True):
+            if not _placeable(attachment):
+                where = f"message {message['message_id']} of session {message['session_id']}"
+                self._tap.record_checks.skip(self.name, "id", attachment.get("id"), where)
+                continue
             record = {
                 **attachment,
                 "message_id": message["message_id"],
@@ -553,7 +583,7 @@ class AttachmentsStream(BaseStream):
                 self._track(record, failed=download.download_error is not None)
             yield record
 
-    def write_from_message(self, message: dict[str, t.Any], downloads: list[Download] | None = None) -> None:
+    def write_from_message(self, message: dict[str, t.Any], downloads: list[Download | None] | None = None) -> None:
         """Write the RECORD messages of a message's attachments (see SmsMessagesStream)."""
         self._write_schema_message()
         for record in self.get_records({"message": message, "downloads": downloads}):
@@ -612,6 +642,11 @@ class AttachmentsStream(BaseStream):
 
     def _increment_stream_state(self, latest_record: dict, *, context: Context | None = None) -> None:
         """Keep no bookmark: attachments come with their messages, see SmsSessionsStream."""
+
+
+def _placeable(attachment: dict[str, t.Any]) -> bool:
+    """Say whether an attachment has the id that keys its record and names its file."""
+    return isinstance(attachment.get("id"), str) and bool(attachment["id"])
 
 
 class MessageLookup:
