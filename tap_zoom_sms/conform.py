@@ -170,23 +170,57 @@ def _as_date_time(text: str) -> str:
         raise _Unusable from None
 
 
-def _fits(value: t.Any, node: _Node) -> bool:
-    """Say whether ``value`` already matches ``node`` (no copy made: the common case costs only this walk)."""
-    if value is None:
+Check = t.Callable[[t.Any], bool]
+#: The Python types of decoded JSON that each JSON type allows (an integer is a number too).
+_PY_TYPES: dict[str, tuple[type, ...]] = {
+    "string": (str,),
+    "integer": (int,),
+    "number": (int, float),
+    "boolean": (bool,),
+    "array": (list,),
+    "object": (dict,),
+}
+
+
+def _fits_check(node: _Node) -> Check:
+    """Return a function that says whether a non-null value already matches ``node``, copying nothing.
+
+    Built once per schema node: the common record, which matches, costs a type test per
+    field and a loop per object or array.
+    """
+    allowed = frozenset(py for kind in node.types for py in _PY_TYPES.get(kind, ()))
+    if not node.types:
+        return lambda _: True
+    if "boolean" not in node.types:
+        allowed -= {bool}
+    props = [(key, _fits_check(sub)) for key, sub in node.properties.items()]
+    items = _fits_check(node.items) if node.items is not None else None
+    items_nullable = node.items is None or "null" in node.items.types or not node.items.types
+    date_time, finite = node.date_time, "number" in node.types
+
+    def fits(value: t.Any) -> bool:  # noqa: PLR0911 (a test per kind, flat for speed)
+        kind = type(value)
+        if kind not in allowed:
+            return False
+        if kind is dict:
+            for key, check in props:
+                sub = value.get(key)
+                if sub is not None and not check(sub):
+                    return False
+        elif kind is list and items is not None:
+            for item in value:
+                if item is None:
+                    if not items_nullable:
+                        return False
+                elif not items(item):
+                    return False
+        elif kind is str:
+            return not date_time or _is_date_time(value)
+        elif kind is float:
+            return not finite or math.isfinite(value)
         return True
-    kind = _JSON_TYPES.get(type(value))
-    if kind == "integer" and "integer" not in node.types:
-        kind = "number"
-    if node.types and kind not in node.types:
-        return False
-    if kind == "object":
-        return all(_fits(sub, node.properties[key]) for key, sub in value.items() if key in node.properties)
-    if kind == "array":
-        items = node.items
-        return items is None or all(_fits(i, items) if i is not None else "null" in items.types for i in value)
-    if kind == "string" and node.date_time:
-        return _is_date_time(value)
-    return kind != "number" or math.isfinite(value)
+
+    return fits
 
 
 @dataclass(frozen=True)
@@ -292,6 +326,8 @@ class RecordChecks:
         self._policy = policy
         self._text = text
         self._compiled: dict[str, _Node] = {}
+        self._checks: dict[str, Check] = {}
+        self._keys: dict[str, tuple[str, ...]] = {}
         self._lock = threading.Lock()
         self._warned: set[tuple[str, str, str, str]] = set()
         self.counts: collections.Counter[str] = collections.Counter()
@@ -309,13 +345,18 @@ class RecordChecks:
         page). ``where`` names the request the record came from, for the reports.
         """
         node = self._node(stream, schema)
-        text = text and self._text
+        keys = self._keys.get(stream)
+        if keys is None:
+            keys = self._keys[stream] = tuple(sorted(KEYS_FROM_ZOOM.get(stream, ())))
+        fast = type(record) is dict and not (text and self._text)
+        if fast and self._fits(stream, node)(record) and all(type(record.get(k)) is str and record[k] for k in keys):
+            return record  # the common case: nothing to change
         if not isinstance(record, dict):
             self._skip(stream, Problem("(record)", "skipped", _kind(record)), where)
             return None
-        walk = _Walk(text=text)
-        conformed = record if not text and _fits(record, node) else walk.object(record, node, "")
-        for key in sorted(KEYS_FROM_ZOOM.get(stream, ())):
+        walk = _Walk(text=text and self._text)
+        conformed = walk.object(record, node, "")
+        for key in keys:
             value = conformed.get(key)
             if not isinstance(value, str) or not value:
                 self._skip(stream, Problem(key, "skipped", _kind(record.get(key)) if key in record else "none"), where)
@@ -334,6 +375,12 @@ class RecordChecks:
             counts = dict(self.counts)
         parts = [f"{counts[what]:,} {what}" for what in _SUMMARY if counts.get(what)]
         return "records from Zoom repaired: " + ", ".join(parts) if parts else ""
+
+    def _fits(self, stream: str, node: _Node) -> Check:
+        check = self._checks.get(stream)
+        if check is None:
+            check = self._checks[stream] = _fits_check(node)
+        return check
 
     def _node(self, stream: str, schema: t.Mapping[str, t.Any]) -> _Node:
         node = self._compiled.get(stream)

@@ -245,3 +245,21 @@ def test_date_times_are_rfc_3339_or_null(value: t.Any, expected: str | None) -> 
         "session_id": "s",
         "when": expected,
     }
+
+
+def test_a_record_that_fits_is_passed_on_as_it_is() -> None:
+    """The common case copies nothing (the cost of the checks is one walk of the record's types)."""
+    schema = json.loads((SCHEMAS / "sms_messages.json").read_text())
+    record = {
+        "message_id": "m1",
+        "date_time": "2024-03-06T12:00:00Z",
+        "message": "hi",
+        "message_type": 1,
+        "sender": {"phone_number": "+1555", "owner": {"id": "u", "type": "user"}},
+        "to_members": [{"phone_number": "+1556"}],
+        "attachments": [{"id": "a", "size": 3}],
+        "added_by_zoom_later": {"any": ["thing"]},
+    }
+    checks = RecordChecks(logging.getLogger("test"))
+    assert checks.conform("sms_messages", schema, record, "here", text=False) is record
+    assert checks.summary() == ""
