@@ -6,7 +6,6 @@ import contextlib
 import copy
 import datetime as dt
 import logging
-import os
 import signal
 import sys
 import typing as t
@@ -539,21 +538,16 @@ def _fail(message: str) -> t.NoReturn:
 def _interrupted(exc: interrupts.Interrupted) -> t.NoReturn:
     """Flush what was written, say so in one line, and leave with ``128 + signal`` at once.
 
-    ``os._exit``: worker threads may be blocked in a socket read for up to
-    ``request_timeout``, and Python would wait for them at exit. They hold nothing
-    the next run needs: every completed window's STATE has been written and flushed.
-    A second signal while flushing ends the process the default way.
+    Worker threads may be blocked in a socket read for up to ``request_timeout``, and
+    Python would wait for them at exit (see :func:`tap_zoom_sms.interrupts.leave`). A
+    flush that blocks (a target not reading) is cut short by the signal's watch
+    thread. A second signal while flushing ends the process the default way.
     """
-    for signum in (signal.SIGTERM, signal.SIGINT):
+    for signum in interrupts.STOP_SIGNALS:
         signal.signal(signum, signal.SIG_DFL)
     with contextlib.suppress(OSError, ValueError):
         sys.stdout.flush()
-    print(  # noqa: T201
-        f"tap-zoom-sms: interrupted by {exc}: stopped; the next run resumes from the last STATE written",
-        file=sys.stderr,
-        flush=True,
-    )
-    os._exit(exc.exit_code)
+    interrupts.leave(exc.signum)
 
 
 if __name__ == "__main__":
