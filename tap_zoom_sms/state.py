@@ -152,12 +152,12 @@ def _stream_state(
     if not all(isinstance(p.get("context"), dict) for p in partitions):
         raise StateError(f"{where}: every partition needs a context object")
     users = _user_partitions(partitions, stream, layout.users, dropped)
-    seen: list[dict[str, t.Any]] = []
+    seen: set[str] = set()
     for partition in users:
-        context = partition["context"]
-        if context in seen:
-            raise StateError(f"{where}: the partition {context} is listed twice")
-        seen.append(context)
+        user = partition["context"]["user_id"]
+        if user in seen:  # the SDK would stop at it mid-run, after other streams' records
+            raise StateError(f"{where}: the partition {partition['context']} is listed twice")
+        seen.add(user)
     kept["partitions"] = [_checked_entry(p, f"{where} (partition {p['context']})", logger) for p in users]
     return kept
 
