@@ -12,12 +12,23 @@ is lost by stopping anywhere: bookmarks move only when a window is complete, and
 move was written as a STATE message and flushed. ``tap_zoom_sms.tap.main`` then
 flushes what was written, prints one line and leaves with ``128 + signal`` without
 waiting for threads blocked in a socket read.
+
+A target that is not reading (busy loading a batch, with the pipe between them full)
+blocks the main thread in a write to stdout, where no Python code runs: the signal's
+handler then runs only once the pipe drains, tens of seconds later, and an
+orchestrator escalates to SIGKILL meanwhile. So a thread of its own, woken by the
+signal through :func:`signal.set_wakeup_fd` whichever thread the kernel delivered it
+to, gives the main thread :data:`GRACE_SECONDS` to leave and then ends the process
+itself. What could not be written is not written: the target never saw it, so the
+next run resumes from the last STATE the target did see, with nothing lost.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
+import socket
 import threading
 import typing as t
 
@@ -26,6 +37,12 @@ if t.TYPE_CHECKING:
 
 #: Set once a stop signal has arrived: every wait of the tap's threads ends early.
 STOP = threading.Event()
+#: The signals that stop a run.
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+#: Seconds the main thread has, after a stop signal, to write out what it holds and leave
+#: before the process leaves without it (it takes milliseconds unless stdout is blocked);
+#: well within the 5 seconds an orchestrator may give before SIGKILL.
+GRACE_SECONDS = 2.0
 
 _state = threading.local()
 
@@ -56,9 +73,46 @@ def _handle(signum: int, frame: FrameType | None) -> None:  # noqa: ARG001
 
 
 def install() -> None:
-    """Handle SIGTERM and SIGINT as described above (from the main thread)."""
-    for signum in (signal.SIGTERM, signal.SIGINT):
+    """Handle SIGTERM and SIGINT as described above (from the main thread), and start the watch on them."""
+    for signum in STOP_SIGNALS:
         signal.signal(signum, _handle)
+    wakeup, woken = socket.socketpair()
+    woken.setblocking(False)
+    signal.set_wakeup_fd(woken.fileno(), warn_on_full_buffer=False)
+    threading.Thread(target=_watch, args=(wakeup, woken), name="tap-zoom-sms-stop", daemon=True).start()
+
+
+def _watch(wakeup: socket.socket, woken: socket.socket) -> None:  # noqa: ARG001 (``woken`` is kept open here)
+    """Wait for a stop signal; then wake every waiting thread, and leave if the main thread has not in time.
+
+    The main thread's handler may not run at all while it is blocked in a write to
+    stdout, so this thread also sets :data:`STOP` and records the signal.
+    """
+    signum = 0
+    while not signum:
+        signum = next((s for s in wakeup.recv(64) if s in STOP_SIGNALS), 0)
+    _received.append(signum)
+    STOP.set()
+    threading.Event().wait(GRACE_SECONDS)
+    leave(_received[0])
+
+
+_leaving = threading.Lock()
+
+
+def leave(signum: int) -> t.NoReturn:
+    """Say in one line that the run was stopped, and end the process at once with ``128 + signum``.
+
+    ``os._exit``: threads blocked in a socket read (or in a write to a stdout nobody
+    reads) hold nothing the next run needs. The main thread and the watch may both
+    get here: the first one says it, and the other waits for the end.
+    """
+    with _leaving:
+        name = signal.Signals(signum).name
+        line = f"tap-zoom-sms: interrupted by {name}: stopped; the next run resumes from the last STATE written\n"
+        with contextlib.suppress(OSError):
+            os.write(2, line.encode())
+        os._exit(128 + signum)
 
 
 def check() -> None:

@@ -6,7 +6,6 @@ import contextlib
 import copy
 import datetime as dt
 import logging
-import os
 import signal
 import sys
 import typing as t
@@ -32,10 +31,20 @@ from tap_zoom_sms.errors import DailyLimitError, SettingsError, ZoomTapError
 from tap_zoom_sms.output import SingerOutput
 from tap_zoom_sms.progress import Progress, SessionNoise
 from tap_zoom_sms.ratelimit import RateLimitedSession, RateLimiter
-from tap_zoom_sms.settings import environment_config, read_json_file, unknown_settings
-from tap_zoom_sms.state import checked_state, future_bookmarks, future_error
+from tap_zoom_sms.settings import (
+    EARLIEST_DATE,
+    LATEST_END_DATE,
+    MAX_LOOKBACK,
+    MAX_REQUEST_TIMEOUT,
+    RATE_RANGE,
+    environment_config,
+    finite_number,
+    read_json_file,
+    unknown_settings,
+)
+from tap_zoom_sms.state import Layout, future_bookmarks, future_error, usable_state
 from tap_zoom_sms.streams import STREAM_TYPES
-from tap_zoom_sms.streams.phone import MessageLookup
+from tap_zoom_sms.streams.phone import MessageLookup, SmsSessionsStream
 from tap_zoom_sms.windows import parse_time, utc_now
 from tap_zoom_sms.zoomclock import ZoomClock
 
@@ -319,6 +328,19 @@ class TapZoomSms(Tap):
         value = self.config.get("end_date")
         return parse_time(value) if value else None
 
+    def load_state(self, state: dict[str, t.Any]) -> None:
+        """Resume from ``state``, checked whole and without what the tap no longer uses.
+
+        See :mod:`tap_zoom_sms.state`: a bad bookmark of any stream ends the run here,
+        before one request, and an older layout's leftovers are not written again in
+        every STATE message.
+        """
+        if state:
+            users = frozenset(u for u in self.config.get("user_ids") or () if isinstance(u, str))
+            layout = Layout(STREAM_NAMES, SmsSessionsStream.name, users)
+            state = usable_state(state, self.state_source, layout, self.logger)
+        super().load_state(state)
+
     def sync_all(self) -> None:  # type: ignore[misc]  # final in the SDK, whose loop cannot stop one label alone
         """Sync every stream; a daily cap stops only the streams of its label.
 
@@ -423,7 +445,7 @@ class TapZoomSms(Tap):
         return errors
 
     def _date_errors(self) -> list[str]:
-        """Dates that parse, a start_date not in the future and not after end_date."""
+        """Dates that parse, within the years the tap reads, a start_date not in the future nor after end_date."""
         errors = []
         dates = {}
         for key in ("start_date", "end_date"):
@@ -435,29 +457,45 @@ class TapZoomSms(Tap):
             except (ValueError, TypeError, OverflowError):
                 errors.append(f"{key} {value!r} is not a date-time (e.g. 2024-01-31T00:00:00Z)")
         start, end = dates.get("start_date"), dates.get("end_date")
+        if start and start < EARLIEST_DATE:
+            errors.append(
+                f"start_date {self.config['start_date']} is before {EARLIEST_DATE:%Y-%m-%d} (Zoom holds nothing older)"
+            )
         if start and start > utc_now():
             errors.append(f"start_date {self.config['start_date']} is in the future")
+        if end and end >= LATEST_END_DATE:
+            errors.append(
+                f"end_date {self.config['end_date']} is not before {LATEST_END_DATE:%Y-%m-%d}: "
+                "leave end_date unset to extract up to now"
+            )
         if start and end and start > end:
             errors.append(f"start_date {start:%Y-%m-%dT%H:%M:%SZ} is after end_date {end:%Y-%m-%dT%H:%M:%SZ}")
         return errors
 
     def _number_errors(self) -> list[str]:
-        """Numbers within what Zoom and the tap accept."""
+        """Numbers within what Zoom accepts and the tap's arithmetic holds (see :mod:`tap_zoom_sms.settings`)."""
         errors = []
         page_size = self.config.get("page_size", MAX_PAGE_SIZE)
         if not isinstance(page_size, int) or not 1 <= page_size <= MAX_PAGE_SIZE:
             errors.append(f"page_size must be 1 to {MAX_PAGE_SIZE}, not {page_size!r}")
-        numbers = ("medium_requests_per_second", "heavy_requests_per_second", "contact_center_lookback_hours")
-        for key in (*numbers, "lookback_minutes"):
+        low, high = RATE_RANGE
+        for key in ("medium_requests_per_second", "heavy_requests_per_second"):
             value = self.config.get(key)
-            if value is not None and (not isinstance(value, (int, float)) or value < 0):
-                errors.append(f"{key} must be 0 or more, not {value!r}")
+            if value is not None and not (finite_number(value) and (value == 0 or low <= value <= high)):
+                errors.append(f"{key} must be 0 (no limit) or {low} to {high}, not {value!r}")
+        for key, unit in (("lookback_minutes", "minutes"), ("contact_center_lookback_hours", "hours")):
+            value = self.config.get(key)
+            most = MAX_LOOKBACK // dt.timedelta(**{unit: 1})
+            if value is not None and not (finite_number(value) and 0 <= value <= most):
+                errors.append(f"{key} must be 0 to {most} ({MAX_LOOKBACK.days // 365} years), not {value!r}")
         workers = self.config.get("max_concurrent_requests")
         if workers is not None and (not isinstance(workers, int) or not 1 <= workers <= MAX_WORKERS):
             errors.append(f"max_concurrent_requests must be 1 to {MAX_WORKERS}, not {workers!r}")
         timeout = self.config.get("request_timeout")
-        if timeout is not None and (not isinstance(timeout, (int, float)) or timeout <= 0):
-            errors.append(f"request_timeout must be a positive number of seconds, not {timeout!r}")
+        if timeout is not None and not (finite_number(timeout) and 0 < timeout <= MAX_REQUEST_TIMEOUT):
+            errors.append(
+                f"request_timeout must be more than 0 and at most {MAX_REQUEST_TIMEOUT} seconds, not {timeout!r}"
+            )
         return errors
 
     # --- the command line -------------------------------------------------
@@ -509,27 +547,25 @@ class TapZoomSms(Tap):
     ) -> None:
         """Run the tap as the SDK does, with the state checked whole before any request.
 
-        The state file is unwrapped and checked here (see :mod:`tap_zoom_sms.state`),
-        so a bad bookmark of any stream ends the run before one record is written.
+        The state file is read once the settings are (see :meth:`load_state`), so a bad
+        bookmark of any stream ends the run before one record is written, and errors
+        name the file. Nothing here keeps the file's JSON: what the tap drops of it is
+        freed before the run starts.
         """
         if about:
             cls.print_about(about_format)
             sys.exit(0)
         cls.print_version(print_fn=cls.logger.info)
         config = config or _ConfigInput()
-        source = f"state file {state}"
-        state_dict = None
-        if state is not None:
-            state_dict = checked_state(read_json_file(state, "state"), source, STREAM_NAMES, cls.logger)
         tap = cls(
             config=config.config,
-            state=state_dict,
             catalog=None if catalog is None else read_json_file(catalog, "catalog"),
             parse_env_config=config.parse_env,
             validate_config=True,
         )
         if state is not None:
-            tap.state_source = source
+            tap.state_source = f"state file {state}"
+            tap.load_state(read_json_file(state, "state"))
         tap.sync_all()
 
 
@@ -570,21 +606,16 @@ def _fail(message: str) -> t.NoReturn:
 def _interrupted(exc: interrupts.Interrupted) -> t.NoReturn:
     """Flush what was written, say so in one line, and leave with ``128 + signal`` at once.
 
-    ``os._exit``: worker threads may be blocked in a socket read for up to
-    ``request_timeout``, and Python would wait for them at exit. They hold nothing
-    the next run needs: every completed window's STATE has been written and flushed.
-    A second signal while flushing ends the process the default way.
+    Worker threads may be blocked in a socket read for up to ``request_timeout``, and
+    Python would wait for them at exit (see :func:`tap_zoom_sms.interrupts.leave`). A
+    flush that blocks (a target not reading) is cut short by the signal's watch
+    thread. A second signal while flushing ends the process the default way.
     """
-    for signum in (signal.SIGTERM, signal.SIGINT):
+    for signum in interrupts.STOP_SIGNALS:
         signal.signal(signum, signal.SIG_DFL)
     with contextlib.suppress(OSError, ValueError):
         sys.stdout.flush()
-    print(  # noqa: T201
-        f"tap-zoom-sms: interrupted by {exc}: stopped; the next run resumes from the last STATE written",
-        file=sys.stderr,
-        flush=True,
-    )
-    os._exit(exc.exit_code)
+    interrupts.leave(exc.signum)
 
 
 if __name__ == "__main__":

@@ -103,6 +103,31 @@ def without(config: dict, key: str) -> dict:
             "start_date 2999-01-01T00:00:00Z is in the future",
         ),
         (base_config(page_size=500), "page_size must be 1 to 100, not 500"),
+        # what the schema lets through (1e9 is an integer to it, NaN and Infinity are JSON numbers to
+        # Python) but the tap's arithmetic cannot hold: each ended in a traceback after records were written
+        (
+            base_config(contact_center_lookback_hours=1e9),
+            "contact_center_lookback_hours must be 0 to 876000 (100 years), not 1000000000.0",
+        ),
+        (base_config(lookback_minutes=10**12), "lookback_minutes must be 0 to 52560000 (100 years), not 1000000000000"),
+        (
+            base_config(medium_requests_per_second=float("nan")),
+            "medium_requests_per_second must be 0 (no limit) or 0.01 to 1000, not nan",
+        ),
+        (
+            base_config(heavy_requests_per_second=float("inf")),
+            "heavy_requests_per_second must be 0 (no limit) or 0.01 to 1000, not inf",
+        ),
+        (
+            base_config(medium_requests_per_second=1e-300),  # one request, then a wait of 1e300 seconds
+            "medium_requests_per_second must be 0 (no limit) or 0.01 to 1000, not 1e-300",
+        ),
+        (
+            base_config(request_timeout=1e10),
+            "request_timeout must be more than 0 and at most 3600 seconds, not 10000000000.0",
+        ),
+        (base_config(end_date="9999-12-31T23:59:59Z"), "end_date 9999-12-31T23:59:59Z is not before 2100-01-01"),
+        (base_config(start_date="0001-01-01T00:00:00Z"), "start_date 0001-01-01T00:00:00Z is before 1970-01-01"),
         (base_config(session_type="everything"), "session_type"),
         (base_config(client_secret=12345), "invalid settings"),
     ],

@@ -17,6 +17,8 @@ from tests.conftest import run_tap
 from tests.fakezoom import base_config
 
 ERROR = "tap-zoom-sms: error: "
+#: A token endpoint nobody listens on: a run that sends any request fails with another line.
+OFFLINE = "http://127.0.0.1:9/never"
 GOOD_SESSIONS = {"replication_key": "last_access_time", "replication_key_value": "2024-03-01T00:00:00Z"}
 
 
@@ -92,6 +94,10 @@ def test_a_missing_or_broken_config_file(tmp_path: Path, content: str | None, ex
         (
             {"bookmarks": {"sms_sessions": {"partitions": [{"context": {"user_id": "me"}, "messages_since": 7}]}}},
             "(partition {'user_id': 'me'}): messages_since must be a date-time string",
+        ),
+        (
+            {"bookmarks": {"sms_sessions": {"partitions": [{"context": {"user_id": "me"}}] * 2}}},
+            "bookmarks of sms_sessions: the partition {'user_id': 'me'} is listed twice",
         ),
         (
             {"bookmarks": {"attachments": {"failed_downloads": [{"session_id": "s"}]}}},
@@ -236,3 +242,13 @@ def test_a_bad_environment_value_names_its_variable(tmp_path: Path, name: str, v
     env = {k: v for k, v in ENV_SETTINGS.items() if k != name}
     env |= {name: value, "TAP_ZOOM_SMS_OAUTH_URL": "http://127.0.0.1:9/never"}
     assert expected in one_error(cli(tmp_path, "--config", "ENV", env=env))
+
+
+@pytest.mark.parametrize("value", ["nan", "inf"])
+def test_a_rate_that_is_not_finite_is_refused_before_any_request(tmp_path: Path, value: str) -> None:
+    """``float()`` reads these as numbers; the limiter cannot pace by them (it was a traceback mid-run)."""
+    env = {**ENV_SETTINGS, "TAP_ZOOM_SMS_MEDIUM_REQUESTS_PER_SECOND": value, "TAP_ZOOM_SMS_OAUTH_URL": OFFLINE}
+    line = one_error(cli(tmp_path, "--config", "ENV", env=env))
+    assert line == (
+        f"invalid settings: medium_requests_per_second must be 0 (no limit) or 0.01 to 1000, not {float(value)!r}"
+    )

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import json
+import os
+import select
 import signal
+import subprocess
+import threading
+import time
 import typing as t
 from pathlib import Path
 
 import pytest
 
-from bench.runner import Run, run_tap
+from bench.runner import TAP, Run, run_tap
 from tap_zoom_sms.emulator import DatasetSpec, Emulator
 
 #: Far longer than any wait the tap may add after a signal: a run still waiting for its
@@ -19,6 +25,8 @@ STOPS_WITHIN = 30
 TERM = signal.SIGTERM
 #: If what a test waits for never happens, the signal is sent after this anyway (no test hangs).
 SAFETY = 120
+#: What orchestrators give a stopped task before SIGKILL, and what the tap promises even with stdout blocked.
+REQUIRED_WITHIN = 5
 
 
 @pytest.fixture
@@ -121,3 +129,62 @@ def test_sigterm_while_files_download(emulator: Emulator, tmp_path: Path) -> Non
     )
 
     assert_interrupted(run, signal.SIGTERM)
+
+
+def stdout_blocked(pid: int, write_end: int) -> bool:
+    """Say whether the pipe is full and the tap's main thread is blocked writing to it.
+
+    The pipe is full when its write end does not poll writable; the kernel names the
+    wait the main thread sleeps in (``/proc/PID/wchan``) where it shows it.
+    """
+    poll = select.poll()
+    poll.register(write_end, select.POLLOUT)
+    if poll.poll(0):
+        return False
+    try:
+        wchan = Path(f"/proc/{pid}/wchan").read_text()
+    except OSError:
+        return False
+    return wchan in ("", "0") or "pipe_write" in wchan  # "0": the kernel does not say
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_stop_signal_ends_the_run_while_stdout_is_blocked(emulator: Emulator, tmp_path: Path, signum: int) -> None:
+    """A target that stops reading leaves the tap blocked on a full pipe: the signal still ends it in time."""
+    config = emulator.tap_config(medium_requests_per_second=0, heavy_requests_per_second=0)
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    read_end, write_end = os.pipe()  # nobody reads it
+    process = subprocess.Popen(  # noqa: S603
+        [TAP, "--config", str(tmp_path / "config.json")], stdout=write_end, stderr=subprocess.PIPE
+    )
+    stderr: list[bytes] = []
+    reader = threading.Thread(target=lambda: stderr.extend(process.stderr), daemon=True)  # type: ignore[arg-type]
+    reader.start()
+    try:
+        deadline = time.monotonic() + SAFETY
+        while not stdout_blocked(process.pid, write_end) and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert process.poll() is None, "the run ended before its output filled the pipe"
+        assert stdout_blocked(process.pid, write_end)
+        signalled = time.monotonic()
+        process.send_signal(signum)
+        try:
+            process.wait(timeout=SAFETY)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        stopped = time.monotonic() - signalled
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+    reader.join(timeout=30)
+    text = b"".join(stderr).decode(errors="replace")
+
+    assert process.returncode == 128 + signum, text[-2000:]
+    assert stopped < REQUIRED_WITHIN
+    assert "Traceback" not in text
+    lines = [line for line in text.splitlines() if line.startswith("tap-zoom-sms: ")]
+    assert lines == [
+        f"tap-zoom-sms: interrupted by {signal.Signals(signum).name}: stopped; "
+        "the next run resumes from the last STATE written"
+    ]
