@@ -10,7 +10,8 @@ Zoom's ``download_url`` embeds a JWT that lives a short while: an expired one (b
 its ``exp`` claim, or by a 401/403 answer) is replaced by asking Zoom for the
 message again. Downloads use the Medium limiter and the same retry rules as every
 API request. A file that still fails is reported in its record (``download_error``)
-and kept in the STATE, so the next run tries it again.
+and kept in the STATE, so the next run tries it again. A server certificate that
+fails verification fails its file the same way (see :mod:`tap_zoom_sms.network`).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from singer_sdk.exceptions import RetriableAPIError
 
 from tap_zoom_sms import interrupts, retries
 from tap_zoom_sms.errors import StorageError, ZoomAPIError
+from tap_zoom_sms.network import TLSError
 from tap_zoom_sms.responses import describe_error
 from tap_zoom_sms.retries import TRANSIENT, Retrying
 
@@ -256,12 +258,18 @@ class Downloader:
         raise _FileFailedError("its message no longer lists it")
 
     def _fetch(self, url: str, path: str) -> tuple[str, int]:
-        """GET ``url`` into ``path``, retrying what can be retried; raise _ExpiredURLError on 401/403."""
+        """GET ``url`` into ``path``, retrying what can be retried; raise _ExpiredURLError on 401/403.
+
+        A file server whose certificate fails verification fails this file (not the run):
+        the records go on, and the file is owed to the next run like any other.
+        """
         retrying = Retrying(self._logger, "GET attachment file", "Medium")
         while True:
             try:
                 with self._get(url) as response:
                     return self.store.write(path, response.iter_content(CHUNK))
+            except TLSError as exc:
+                raise _FileFailedError(str(exc)) from None
             except TRANSIENT as exc:
                 try:
                     wait = retrying.wait_after(exc)
