@@ -272,11 +272,16 @@ def test_shortened_names_are_the_same_every_run_and_keep_long_names_apart(tmp_pa
 def test_a_run_stores_a_file_whose_name_the_file_system_refuses_and_says_where(
     zoom: FakeZoom, requests_mock: t.Any, tmp_path: Path
 ) -> None:
-    """Such a name ended every run with "cannot write attachment file" (exit 1, nothing extracted)."""
+    """Such a name ended every run with "cannot write attachment file" (exit 1, nothing extracted).
+
+    The second name reaches the tap as a lone surrogate (the fake's JSON escapes it, as Zoom's can):
+    the record checks may have made it U+FFFD already, else the file's name makes it ``_``.
+    """
     zoom.add_session("s1")
     message = zoom.add_message("s1", "2024-02-03T04:05:06Z", attachments=2)
     long_name = "写真" * 60 + ".jpg"
     message["attachments"][0]["name"] = long_name
+    message["attachments"][1]["name"] = "photo\ud83d.jpg"
     for attachment in message["attachments"]:
         requests_mock.get(attachment["download_url"], content=attachment["id"].encode())
 
@@ -288,6 +293,8 @@ def test_a_run_stores_a_file_whose_name_the_file_system_refuses_and_says_where(
     for attachment_id, record in records.items():
         assert record["download_error"] is None
         assert Path(record["stored_path"]).read_bytes() == attachment_id.encode()
+    odd = message["attachments"][1]["id"]
+    assert Path(records[odd]["stored_path"]).name in (f"{odd}-photo_.jpg", f"{odd}-photo\ufffd.jpg")
     assert "failed_downloads" not in run.last_state["bookmarks"]["attachments"]
 
 
