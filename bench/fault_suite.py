@@ -19,6 +19,9 @@ must be stored with the right content):
               numbers, [null] among attachments, numbers as text) or, for messages, no id: every record
               the tap writes must match its schema, and each message without an id must be reported (a
               WARNING line) rather than counted as lost
+  long-names  a message whose attachments are named as file systems refuse: 300 characters, 85 CJK
+              characters (255 bytes), two long names alike but for their end, ".", "..", "", NUL and
+              separators, a lone surrogate; each file is checked where its record's stored_path says
 
 Run: .venv/bin/python -m bench.fault_suite [--sessions N]   (prints a Markdown table)
 """
@@ -79,12 +82,11 @@ def finish(outcome: Outcome, emulator: Emulator, got: dict[str, set[tuple]], fil
     expected = truth(emulator)
     outcome.expected = sum(len(v) for v in expected.values())
     outcome.lost = sum(len(expected[s] - got.get(s, set())) for s in expected)
+    stored = stored_paths(outcome.runs)
     for stream, record in emulator.account.truth():
         if stream == "attachments":
             outcome.files_expected += 1
-            path = files / record["session_id"] / record["message_id"] / f"{record['id']}-{record['name']}"
-            want = hashlib.sha256(file_bytes(record["id"], record["size"])).digest()
-            if not path.is_file() or hashlib.sha256(path.read_bytes()).digest() != want:
+            if not file_kept(record, stored.get((record["message_id"], record["id"])), files):
                 outcome.files_lost += 1
     outcome.stats = emulator.stats.snapshot()
     secrets = [emulator.config.client_secret, "Authorization", "Bearer ", *emulator.issued_tokens()]
@@ -92,6 +94,33 @@ def finish(outcome: Outcome, emulator: Emulator, got: dict[str, set[tuple]], fil
         text = run.stderr + json.dumps(run.messages)
         outcome.secrets_found += [s[:6] + "..." for s in secrets if s and s in text]
     return outcome
+
+
+def stored_paths(runs: list[Run]) -> dict[tuple[str, str], str]:
+    """Return where the runs' attachment records say each file is stored, by (message id, attachment id)."""
+    paths = {}
+    for run in runs:
+        for message in run.messages:
+            record = message.get("record") or {}
+            if message["type"] == "RECORD" and message["stream"] == "attachments" and record.get("stored_path"):
+                paths[(record["message_id"], record["id"])] = record["stored_path"]
+    return paths
+
+
+def file_kept(attachment: dict[str, t.Any], stored_path: str | None, files: Path) -> bool:
+    """Say whether the file a record names is there, in its message's folder, named for its id, whole.
+
+    The name after ``{id}-`` is Zoom's, made safe and shortened when a file system would refuse it:
+    the record's ``stored_path`` says which name it got.
+    """
+    if not stored_path:
+        return False
+    path = Path(stored_path)
+    folder = files / attachment["session_id"] / attachment["message_id"]
+    if path.parent != folder or not path.name.startswith(f"{attachment['id']}-") or not path.is_file():
+        return False
+    want = hashlib.sha256(file_bytes(attachment["id"], attachment["size"])).digest()
+    return hashlib.sha256(path.read_bytes()).digest() == want
 
 
 #: The emulator's settings in each scenario (the faults scenario's short-lived and revoked
@@ -116,6 +145,7 @@ SETTINGS: dict[str, dict[str, t.Any]] = {
         "malformed_share": 0.1,
         "malformed_kinds": sorted({kind for kinds in KINDS.values() for kind in kinds} - set(TEXT_KINDS)),
     },
+    "long-names": {},
 }
 #: The tap's settings that differ in a scenario: with pages of 5, every busy session (60 or more
 #: messages in a month, however its burst falls on the calendar) has the 4 pages a circle needs.
@@ -134,6 +164,8 @@ def scenario(name: str, sessions: int, workdir: Path) -> Outcome:
     with Emulator(spec) as emulator:
         for key, value in SETTINGS[name].items():
             setattr(emulator.config, key, value)
+        for change in BEFORE_RUNS.get(name, []):
+            change(emulator)
         settings = {**base, **TAP_SETTINGS.get(name, {})}
         config = emulator.tap_config(**settings, attachments_download_path=str(files))
         if name in STOP_SIGNALS:
@@ -224,6 +256,46 @@ def show_late_data(emulator: Emulator, state: dict | None) -> None:
     account.add_message(None, emulator.now(), "a new session at Zoom's now")
 
 
+#: Attachment names a file system refuses as they are (over 255 bytes) or that would leave their folder.
+LONG_NAMES = (
+    "x" * 296 + ".jpg",  # 300 characters
+    "写真" * 42 + "写.png",  # 85 CJK characters, 3 bytes each: 255 bytes before the extension
+    "y" * 300 + "-first.pdf",  # two long names alike but for their end
+    "y" * 300 + "-second.pdf",
+    ".",
+    "..",
+    "",
+    "a\x00b/c\\d:e.txt",
+    "../../outside.txt",
+    "photo\ud83d.jpg",  # half an emoji: Zoom's JSON can carry a lone surrogate as an escape
+)
+
+
+def add_long_names(emulator: Emulator) -> None:
+    """Add a message (in a session of its own, two days old) whose attachments have LONG_NAMES."""
+    account = emulator.account
+    message = account.add_message(None, account.anchor - dt.timedelta(days=2), "attachments with odd names")
+    attachments = []
+    for i, name in enumerate(LONG_NAMES):
+        attachment_id = hashlib.sha256(f"long-name-{i}".encode()).hexdigest()[:22]
+        attachments.append(
+            {
+                "id": attachment_id,
+                "name": name,
+                "size": 1_000 + 37 * i,
+                "type": "JPG/JPEG",
+                "download_url": f"/file/download/{attachment_id}",
+            }
+        )
+    # add_message returns the message the account holds (with its session id): its attachment list is the account's
+    message["attachments"][:] = attachments
+    held = {a["name"] for m in account.messages(message["session_id"]) for a in m["attachments"]}
+    if held != set(LONG_NAMES):
+        raise RuntimeError("the emulator did not keep the attachments with long names")
+
+
+#: What changes in the emulator's data before the first run of a scenario.
+BEFORE_RUNS: dict[str, list[t.Callable[[Emulator], None]]] = {"long-names": [add_long_names]}
 #: What changes between the runs of a scenario run more than once.
 BETWEEN_RUNS: dict[str, list[t.Callable[[Emulator, dict | None], None]]] = {
     "daily-cap": [reset_daily_cap],

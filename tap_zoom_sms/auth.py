@@ -14,6 +14,7 @@ import requests
 from singer_sdk.authenticators import BearerTokenAuthenticator, OAuthAuthenticator
 
 from tap_zoom_sms.errors import AuthError
+from tap_zoom_sms.network import EnvironmentSession
 
 #: Attempts at the token endpoint when it cannot be reached or answers 5xx: with
 #: request_timeout T and backoff waits of at most 1, 2 and 4 s, a token request gives
@@ -25,8 +26,11 @@ class _TokenServerError(Exception):
     """The token endpoint failed on its side (5xx): worth another try."""
 
 
-class _TimeoutSession(requests.Session):
+class _TimeoutSession(EnvironmentSession):
     """A session whose every request waits at most ``timeout`` seconds.
+
+    Like every session of the tap, it sends with the environment's CA bundle and
+    proxies (see :mod:`tap_zoom_sms.network`).
 
     The SDK's ``OAuthAuthenticator.update_access_token`` posts with a fixed 60-second
     timeout, whatever the tap's ``request_timeout`` says; this is the narrowest place

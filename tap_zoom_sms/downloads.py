@@ -2,11 +2,16 @@
 
 Each file goes to ``{session_id}/{message_id}/{attachment_id}-{name}`` under
 ``attachments_download_path``, and its attachment record says where it went, its
-SHA-256 and its size. Zoom's ``download_url`` embeds a JWT that lives a short while:
-an expired one (by its ``exp`` claim, or by a 401/403 answer) is replaced by asking
-Zoom for the message again. Downloads use the Medium limiter and the same retry
-rules as every API request. A file that still fails is reported in its record
-(``download_error``) and kept in the STATE, so the next run tries it again.
+SHA-256 and its size. Each part of that path is made safe (no separators, no ``..``,
+no control characters, nothing a file system cannot encode) and shortened, the same
+way every run, when it is longer than :data:`MAX_NAME_BYTES`.
+
+Zoom's ``download_url`` embeds a JWT that lives a short while: an expired one (by
+its ``exp`` claim, or by a 401/403 answer) is replaced by asking Zoom for the
+message again. Downloads use the Medium limiter and the same retry rules as every
+API request. A file that still fails is reported in its record (``download_error``)
+and kept in the STATE, so the next run tries it again. A server certificate that
+fails verification fails its file the same way (see :mod:`tap_zoom_sms.network`).
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from singer_sdk.exceptions import RetriableAPIError
 
 from tap_zoom_sms import interrupts, retries
 from tap_zoom_sms.errors import StorageError, ZoomAPIError
+from tap_zoom_sms.network import TLSError
 from tap_zoom_sms.responses import describe_error
 from tap_zoom_sms.retries import TRANSIENT, Retrying
 
@@ -45,6 +51,13 @@ CHUNK = 1 << 16
 #: After this many files in a row fail, the run's other files are left to the next run
 #: (a file server that is down would otherwise cost every file six tries and their waits).
 MAX_FAILED_IN_A_ROW = 20
+#: Longest name, in UTF-8 bytes, given to one part of a file's path. File systems refuse names
+#: over 255 bytes, and a local file is first written as ``{name}.{32 hex digits}.part`` (38 more).
+MAX_NAME_BYTES = 200
+#: Longest extension (dot included, in bytes) a shortened name keeps; a longer one is part of the name.
+MAX_EXTENSION_BYTES = 16
+#: Hex digits of the SHA-256 of a long name that its shortened form ends with (before the extension).
+NAME_HASH_DIGITS = 12
 #: Hosts that may see the access token along with a download (Zoom's own).
 ZOOM_DOMAINS = ("zoom.us", "zoomgov.com")
 
@@ -92,9 +105,13 @@ class FileStore:
             raise StorageError(msg) from None
 
     def path_for(self, session_id: str, message_id: str, attachment: dict[str, t.Any]) -> str:
-        """Return ``{root}/{session_id}/{message_id}/{attachment_id}-{name}``, each part made safe."""
-        name = f"{_safe(attachment['id'])}-{_safe(attachment.get('name') or 'file')}"
-        return f"{self.root}/{_safe(session_id)}/{_safe(message_id)}/{name}"
+        """Return ``{root}/{session_id}/{message_id}/{attachment_id}-{name}``, each part made safe and short.
+
+        The same attachment always gets the same path, so a file owed by an earlier run
+        is stored where its record will say, and the id at the front keeps names apart.
+        """
+        name = _fit(f"{_safe(attachment['id'])}-{_safe(attachment.get('name') or 'file')}")
+        return f"{self.root}/{_fit(_safe(session_id))}/{_fit(_safe(message_id))}/{name}"
 
     def location(self, path: str) -> str:
         """Return how records name a stored file: a local path, or a URL with its protocol."""
@@ -241,12 +258,18 @@ class Downloader:
         raise _FileFailedError("its message no longer lists it")
 
     def _fetch(self, url: str, path: str) -> tuple[str, int]:
-        """GET ``url`` into ``path``, retrying what can be retried; raise _ExpiredURLError on 401/403."""
+        """GET ``url`` into ``path``, retrying what can be retried; raise _ExpiredURLError on 401/403.
+
+        A file server whose certificate fails verification fails this file (not the run):
+        the records go on, and the file is owed to the next run like any other.
+        """
         retrying = Retrying(self._logger, "GET attachment file", "Medium")
         while True:
             try:
                 with self._get(url) as response:
                     return self.store.write(path, response.iter_content(CHUNK))
+            except TLSError as exc:
+                raise _FileFailedError(str(exc)) from None
             except TRANSIENT as exc:
                 try:
                     wait = retrying.wait_after(exc)
@@ -296,9 +319,33 @@ def url_expired(url: str, now: float | None = None) -> bool:
 
 
 def _safe(part: str) -> str:
-    """Make one path component safe: no separators, no ``..``, no control characters."""
-    cleaned = re.sub(r"[\x00-\x1f/\\:]", "_", str(part)).strip()
+    """Make one path component safe: no separators, no ``..``, no control characters.
+
+    Lone UTF-16 surrogates (Zoom's JSON can carry one as an escape, say half an emoji)
+    become ``_`` too: no file system encoding can write them.
+    """
+    cleaned = re.sub(r"[\x00-\x1f\x7f/\\:\ud800-\udfff]", "_", str(part)).strip()
     return "_" if cleaned in ("", ".", "..") else cleaned
+
+
+def _fit(name: str) -> str:
+    """Shorten a safe name to at most MAX_NAME_BYTES of UTF-8, keeping its start and its extension.
+
+    A name that fits is kept as it is. A longer one keeps as much of its start as fits
+    (never half a character), then ``~`` and the start of the SHA-256 of the whole
+    name, then its extension: the same name always gives the same result, and two
+    long names that start alike still differ.
+    """
+    encoded = name.encode()
+    if len(encoded) <= MAX_NAME_BYTES:
+        return name
+    stem, dot, extension = name.rpartition(".")
+    suffix = f"{dot}{extension}"
+    if not stem or len(suffix.encode()) > MAX_EXTENSION_BYTES:
+        stem, suffix = name, ""
+    tag = "~" + hashlib.sha256(encoded).hexdigest()[:NAME_HASH_DIGITS]
+    room = MAX_NAME_BYTES - len(tag) - len(suffix.encode())
+    return stem.encode()[:room].decode(errors="ignore") + tag + suffix
 
 
 def _describe(exc: Exception) -> str:

@@ -10,12 +10,11 @@ import collections
 import threading
 import time
 import typing as t
-from urllib.parse import urlsplit
 
 import requests
-from requests.utils import resolve_proxies
 
 from tap_zoom_sms import interrupts
+from tap_zoom_sms.network import EnvironmentSession
 
 #: Share of the limit the requests are paced at. Zoom counts arrivals on its own
 #: clock: requests sent exactly 1/rate apart arrive with jitter, and a second
@@ -90,8 +89,11 @@ class RateLimiter:
             self._queue[0].set()
 
 
-class RateLimitedSession(requests.Session):
-    """A session whose every send, retries included, waits for the limiter."""
+class RateLimitedSession(EnvironmentSession):
+    """A session whose every send, retries included, waits for the limiter.
+
+    It sends with the environment's CA bundle and proxies (see :mod:`tap_zoom_sms.network`).
+    """
 
     def __init__(
         self,
@@ -108,26 +110,11 @@ class RateLimitedSession(requests.Session):
         self._limiter = limiter
         self._first = first
         self._on_response = on_response
-        self._proxies: dict[str, dict[str, str]] = {}
 
     def send(self, request: requests.PreparedRequest, **kwargs: t.Any) -> requests.Response:
-        """Wait for a slot, then send (with the proxies the environment names for this host)."""
+        """Wait for a slot, then send."""
         self._limiter.acquire(first=self._first)
-        kwargs.setdefault("proxies", self._proxies_for(request.url or ""))
         response = super().send(request, **kwargs)
         if self._on_response is not None:
             self._on_response(response)
         return response
-
-    def _proxies_for(self, url: str) -> dict[str, str]:
-        """Read the proxy settings of the environment once per scheme and host.
-
-        requests reads them again for every request, scanning the whole environment:
-        about 1.7 ms a request here, more than the rest of the client's work.
-        """
-        parts = urlsplit(url)
-        key = f"{parts.scheme}://{parts.netloc}"
-        if key not in self._proxies:
-            request = requests.Request("GET", url).prepare()
-            self._proxies[key] = resolve_proxies(request, dict(self.proxies), self.trust_env)
-        return self._proxies[key]

@@ -28,6 +28,7 @@ from tap_zoom_sms.conform import RecordChecks
 from tap_zoom_sms.discovery import MODES as DISCOVERY_MODES
 from tap_zoom_sms.downloads import Downloader, FileStore
 from tap_zoom_sms.errors import DailyLimitError, SettingsError, ZoomTapError
+from tap_zoom_sms.network import plain_http_warning
 from tap_zoom_sms.output import SingerOutput
 from tap_zoom_sms.progress import Progress, SessionNoise
 from tap_zoom_sms.ratelimit import RateLimitedSession, RateLimiter
@@ -417,6 +418,9 @@ class TapZoomSms(Tap):
         self.append_builtin_config(schema)
         for warning in unknown_settings(self.config, schema):
             self.logger.warning(warning)
+        for url_setting in ("api_url", "oauth_url"):
+            if plain := plain_http_warning(url_setting, str(self.config.get(url_setting) or "")):
+                self.logger.warning(plain)
         for key in ("client_secret", "access_token"):
             if secret := self.config.get(key):
                 errors = [error.replace(str(secret), "***") for error in errors]

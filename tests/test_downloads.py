@@ -13,13 +13,14 @@ from pathlib import Path
 import fsspec
 import pytest
 
-from tap_zoom_sms.downloads import MAX_FAILED_IN_A_ROW, Downloader, FileStore, url_expired
+from tap_zoom_sms.downloads import MAX_FAILED_IN_A_ROW, MAX_NAME_BYTES, Downloader, FileStore, url_expired
 from tap_zoom_sms.emulator import DatasetSpec, Emulator
 from tap_zoom_sms.emulator.data import file_bytes
 from tap_zoom_sms.errors import StorageError
 from tap_zoom_sms.ratelimit import RateLimitedSession, RateLimiter
 from tap_zoom_sms.retries import MAX_FAULT_TRIES
 from tests.conftest import run_tap
+from tests.fakezoom import FakeZoom, base_config
 
 
 @pytest.fixture
@@ -221,6 +222,80 @@ def test_path_parts_from_zoom_cannot_leave_the_folder(tmp_path: Path) -> None:
 
     assert path == f"{tmp_path}/.._s/m_.._.._x/_-.._.._etc_passwd"
     assert Path(path).resolve().is_relative_to(tmp_path)
+
+
+#: Names a file system refuses or cannot encode as they are (at most 255 bytes a name, no lone surrogate).
+LONG_AND_ODD_NAMES = {
+    "300 characters": "x" * 296 + ".jpg",
+    "85 CJK characters": "写真" * 42 + "写.png",  # 3 bytes each: 255 bytes before the extension
+    "a lone surrogate": "photo\ud83d.jpg",  # half an emoji, as Zoom's JSON can escape it
+    "a NUL and separators": "a\x00b/c\\d:e.pdf",
+}
+
+
+@pytest.mark.parametrize("name", LONG_AND_ODD_NAMES.values(), ids=LONG_AND_ODD_NAMES.keys())
+def test_long_and_odd_names_are_stored_under_a_short_name_that_keeps_id_and_extension(
+    requests_mock: t.Any, tmp_path: Path, name: str
+) -> None:
+    requests_mock.get("https://file.zoom.us/f", content=b"hello")
+    attachment = {"id": "a1", "name": name, "download_url": "https://file.zoom.us/f"}
+
+    result = make_downloader(tmp_path).download("s1", "m1", attachment, dict)
+
+    assert result.download_error is None
+    assert result.stored_path is not None
+    stored = Path(result.stored_path)
+    assert stored.read_bytes() == b"hello"
+    assert stored.parent == tmp_path / "s1" / "m1"
+    assert stored.name.startswith("a1-")
+    assert stored.suffix == Path(name).suffix
+    assert len(stored.name.encode()) <= MAX_NAME_BYTES
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == [stored]  # no partial file left behind
+
+
+def test_shortened_names_are_the_same_every_run_and_keep_long_names_apart(tmp_path: Path) -> None:
+    store = FileStore(str(tmp_path))
+    first = {"id": "a1", "name": "x" * 300 + "-1.jpg"}
+    second = {"id": "a1", "name": "x" * 300 + "-2.jpg"}
+
+    path = store.path_for("s1", "m1", first)
+
+    assert path == FileStore(str(tmp_path)).path_for("s1", "m1", dict(first))
+    assert path != store.path_for("s1", "m1", second)
+    long_ids = store.path_for("s" * 300, "m" * 300, {"id": "a" * 300, "name": "b.jpg"})
+    parts = long_ids.removeprefix(f"{tmp_path}/").split("/")
+    assert len(parts) == 3
+    assert all(len(part.encode()) <= MAX_NAME_BYTES for part in parts)
+    assert parts[2].endswith(".jpg")
+
+
+def test_a_run_stores_a_file_whose_name_the_file_system_refuses_and_says_where(
+    zoom: FakeZoom, requests_mock: t.Any, tmp_path: Path
+) -> None:
+    """Such a name ended every run with "cannot write attachment file" (exit 1, nothing extracted).
+
+    The second name reaches the tap as a lone surrogate (the fake's JSON escapes it, as Zoom's can):
+    the record checks may have made it U+FFFD already, else the file's name makes it ``_``.
+    """
+    zoom.add_session("s1")
+    message = zoom.add_message("s1", "2024-02-03T04:05:06Z", attachments=2)
+    long_name = "写真" * 60 + ".jpg"
+    message["attachments"][0]["name"] = long_name
+    message["attachments"][1]["name"] = "photo\ud83d.jpg"
+    for attachment in message["attachments"]:
+        requests_mock.get(attachment["download_url"], content=attachment["id"].encode())
+
+    run = run_tap(base_config(attachments_download_path=str(tmp_path)))
+
+    assert len(run.records["sms_sessions"]) == 1
+    records = {r["id"]: r for r in run.records["attachments"]}
+    assert records[message["attachments"][0]["id"]]["name"] == long_name  # the record keeps Zoom's name
+    for attachment_id, record in records.items():
+        assert record["download_error"] is None
+        assert Path(record["stored_path"]).read_bytes() == attachment_id.encode()
+    odd = message["attachments"][1]["id"]
+    assert Path(records[odd]["stored_path"]).name in (f"{odd}-photo_.jpg", f"{odd}-photo\ufffd.jpg")
+    assert "failed_downloads" not in run.last_state["bookmarks"]["attachments"]
 
 
 @pytest.mark.parametrize(
