@@ -18,7 +18,7 @@ def main(port: int, database: str, statements: list[str]) -> None:
     connection = snowflake.connector.connect(
         account="standin",
         user="tests",
-        password="tests",  # noqa: S106 - the stand-in takes any
+        password="tests",  # the stand-in takes any
         host="127.0.0.1",
         port=port,
         protocol="http",

@@ -70,8 +70,9 @@ def rewrite_merge_source(sql: str, schema: str) -> tuple[str, str, str]:
         raise RuntimeError(f"target-snowflake's MERGE is not the one the stand-in adapter knows: {sql[:300]}")
     columns = match["columns"].replace("$1:", "STAGED_ROW:")
     table = f"{schema}.{staged_rows_table(match['sync'])}"
+    # the target's own columns and keys, moved into the two selects
     source = (
-        f"(select * from (select {columns}, STAGED_SEQ"
+        f"(select * from (select {columns}, STAGED_SEQ"  # noqa: S608
         f" from (select STAGED_ROW, seq8() as STAGED_SEQ from {table}))"
         f" QUALIFY ROW_NUMBER() OVER (PARTITION BY {match['keys']} ORDER BY STAGED_SEQ DESC) = 1) s "
     )
@@ -123,7 +124,6 @@ class StandinConnector(SnowflakeConnector):
         """Rewrite 6: drop the table of the staged rows (fakesnow has no REMOVE)."""
         with self._connect() as conn, conn.begin():
             conn.execute(text(f"drop table if exists {self.schema}.{staged_rows_table(sync_id)}"))
-
 
     def drop_file_format(self, file_format: str) -> None:
         """Rewrite 7: leave the file format (fakesnow cannot drop one)."""

@@ -33,9 +33,21 @@ from tests.test_dbt import MODELS, WARNS, owners, truth
 TOOLS = ROOT / ".tools" / "snowflake" / "bin"
 TAP = ROOT / ".venv" / "bin" / "tap-zoom-sms"
 DATABASE = "RAW"
+#: target-snowflake's default_target_schema in meltano.yml; the queries name it (unquoted, any case)
 SCHEMA = "ZOOM_SMS"
-#: The stand-in takes any password; this one is looked for in the output, where it must not be.
-PASSWORD = "password-of-the-snowflake-test"
+#: The passphrase of the test's private key (the loader and dbt authenticate with a key pair, which
+#: they must decrypt; the stand-in checks no signature): looked for in the output, where it must not be.
+PASSPHRASE = "passphrase-of-the-snowflake-test"
+#: An RSA key encrypted with a passphrase, as `openssl pkcs8 -topk8 -v2 des3` makes for Snowflake.
+MAKE_KEY = """
+import sys
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+encryption = serialization.BestAvailableEncryption(sys.argv[2].encode())
+pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
+open(sys.argv[1], "wb").write(pem)
+"""
 
 
 def free_port() -> int:
@@ -108,11 +120,12 @@ def load(standin: Standin, emulator: Emulator, workdir: Path, state: Path | None
     """Run the tap into target-snowflake (through the stand-in adapter); return the last STATE's file."""
     config = emulator.tap_config(medium_requests_per_second=0, heavy_requests_per_second=0)
     (workdir / "tap.json").write_text(json.dumps(config))
-    # meltano.yml's example config, with the stand-in's account and credentials
+    # meltano.yml's example config, with the stand-in's account and a key pair
     target = {
         "account": "standin",
         "user": "loader",
-        "password": PASSWORD,
+        "private_key_path": str(workdir / "rsa_key.p8"),
+        "private_key_passphrase": PASSPHRASE,
         "database": DATABASE,
         "default_target_schema": SCHEMA,
         "timestamp_type": "TIMESTAMP_TZ",
@@ -137,19 +150,22 @@ def load(standin: Standin, emulator: Emulator, workdir: Path, state: Path | None
         tap.stdout.close()
         assert tap.wait(timeout=60) == 0, (workdir / "tap.log").read_text()[-3000:]
     assert target_run.returncode == 0, target_run.stderr[-4000:]
-    assert PASSWORD not in target_run.stdout + target_run.stderr
+    assert PASSPHRASE not in target_run.stdout + target_run.stderr
     states = [line for line in target_run.stdout.splitlines() if line.strip()]
     last = workdir / f"state-{len(list(workdir.glob('state-*')))}.json"
     last.write_text(states[-1])
     return last
 
 
-def dbt(standin: Standin, workdir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def dbt(
+    standin: Standin, workdir: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run dbt-snowflake on transform/ with the dbt-snowflake utility's profile and environment."""
-    env = clean_env(
+    dbt_env = clean_env(
         TARGET_SNOWFLAKE_ACCOUNT="standin",
         TARGET_SNOWFLAKE_USER="transformer",
-        TARGET_SNOWFLAKE_PASSWORD=PASSWORD,
+        TARGET_SNOWFLAKE_PRIVATE_KEY_PATH=str(workdir / "rsa_key.p8"),
+        TARGET_SNOWFLAKE_PRIVATE_KEY_PASSPHRASE=PASSPHRASE,
         TARGET_SNOWFLAKE_DATABASE=DATABASE,
         TARGET_SNOWFLAKE_DEFAULT_TARGET_SCHEMA=SCHEMA,
         DBT_SNOWFLAKE_HOST="127.0.0.1",
@@ -164,13 +180,21 @@ def dbt(standin: Standin, workdir: Path, *args: str) -> subprocess.CompletedProc
         DBT_USE_COLORS="false",
     )
     return subprocess.run(  # noqa: S603
-        [str(TOOLS / "dbt"), *args], env=env, capture_output=True, text=True, check=False, timeout=900
+        [str(TOOLS / "dbt"), *args],
+        env={**dbt_env, **(env or {})},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=900,
     )
 
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("snowflake")
+    """The module's files: configs, the private key, dbt's target and logs."""
+    path = tmp_path_factory.mktemp("snowflake")
+    subprocess.run([str(TOOLS / "python"), "-c", MAKE_KEY, str(path / "rsa_key.p8"), PASSPHRASE], check=True)  # noqa: S603
+    return path
 
 
 @pytest.fixture(scope="module")
@@ -186,7 +210,8 @@ def upserted(standin: Standin, emulator: Emulator, workdir: Path, first_load: Pa
     Returns the session's id and the message's, and the session's last_access_time before.
     """
     session_id = next(r["session_id"] for r in truth(emulator)["sms_sessions"])
-    [[before]] = standin.sql(f"select last_access_time from {SCHEMA}.sms_sessions where session_id = '{session_id}'")[0]
+    query = f"select last_access_time from zoom_sms.sms_sessions where session_id = '{session_id}'"  # noqa: S608
+    [[before]] = standin.sql(query)[0]
     assert before
     added = emulator.account.add_message(session_id, dt.datetime.now(dt.UTC).replace(microsecond=0), "upserted")
     load(standin, emulator, workdir, first_load)
@@ -200,8 +225,8 @@ def built(standin: Standin, workdir: Path, upserted: dict[str, str]) -> dict[str
     result = dbt(standin, workdir, "build")
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-4000:]
-    assert PASSWORD not in output
-    assert PASSWORD not in (workdir / "logs" / "dbt.log").read_text()
+    assert PASSPHRASE not in output
+    assert PASSPHRASE not in (workdir / "logs" / "dbt.log").read_text()
     results = json.loads((workdir / "target" / "run_results.json").read_text())["results"]
     return {r["unique_id"].split(".")[2]: r["status"] for r in results}
 
@@ -214,7 +239,7 @@ def test_the_target_creates_its_tables_with_its_own_types(standin: Standin, firs
     assert first_load.exists()
     rows = standin.sql(
         "select table_name, column_name, data_type from information_schema.columns"
-        f" where table_schema = '{SCHEMA}' and table_name in ('SMS_SESSIONS', 'SMS_MESSAGES')"
+        " where table_schema = 'ZOOM_SMS' and table_name in ('SMS_SESSIONS', 'SMS_MESSAGES')"
     )[0]
     types = {(table, column): data_type for table, column, data_type in rows}
     # upper-case names (created unquoted), VARIANT for the nested lists, TIMESTAMP_TZ (timestamp_type)
@@ -230,19 +255,31 @@ def test_both_loads_hold_every_record_once_and_the_second_one_updates(
     standin: Standin, emulator: Emulator, upserted: dict[str, str]
 ) -> None:
     counts = collections.Counter(stream for stream, _ in emulator.account.truth())
-    statements = [f"select count(*), count(distinct ({key})) from {SCHEMA}.{table}" for table, key in TABLES.items()]
+    statements = [f"select count(*), count(distinct ({key})) from zoom_sms.{table}" for table, key in TABLES.items()]  # noqa: S608
     loaded = standin.sql(*statements)
     assert {table: tuple(rows[0]) for table, rows in zip(TABLES, loaded, strict=True)} == {
         table: (str(counts[table]), str(counts[table])) for table in TABLES
     }
     # the MERGE updated the session the new message moved (its last_access_time) and inserted the message
     [[after]], [[text]] = standin.sql(
-        f"select last_access_time from {SCHEMA}.sms_sessions where session_id = '{upserted['session_id']}'",
-        f"select message from {SCHEMA}.sms_messages where message_id = '{upserted['message_id']}'",
+        f"select last_access_time from zoom_sms.sms_sessions where session_id = '{upserted['session_id']}'",  # noqa: S608
+        f"select message from zoom_sms.sms_messages where message_id = '{upserted['message_id']}'",  # noqa: S608
     )
     assert after is not None
     assert after > upserted["before"]
     assert text == "upserted"
+
+
+def test_dbt_authenticates_with_the_key_pair_the_profile_reads(
+    built: dict[str, str], standin: Standin, workdir: Path
+) -> None:
+    """The profile hands dbt the key and its passphrase (`built` runs with the right one): a wrong
+    passphrase cannot decrypt the key."""
+    assert built
+    env = {"TARGET_SNOWFLAKE_PRIVATE_KEY_PASSPHRASE": "not-the-passphrase"}
+    wrong = dbt(standin, workdir, "debug", env=env)
+    assert wrong.returncode != 0
+    assert "could not decrypt key" in wrong.stdout + wrong.stderr
 
 
 def test_every_model_builds_and_every_dbt_test_passes(built: dict[str, str]) -> None:
@@ -264,10 +301,10 @@ def test_marts_hold_the_same_figures_as_on_postgresql(
         for m in records["sms_messages"]
     )
     responses, per_day_rows, engagements = standin.sql(
-        f"select message_id, response_seconds from {SCHEMA}_marts.first_response_times",
-        f"select day, session_type, owner_id, direction, messages from {SCHEMA}_marts.messages_per_day",
+        "select message_id, response_seconds from zoom_sms_marts.first_response_times",
+        "select day, session_type, owner_id, direction, messages from zoom_sms_marts.messages_per_day",
         "select cc_queue_id, agent_user_id, engagements, inbound_engagements, outbound_engagements,"
-        f" total_sent_messages, total_received_messages from {SCHEMA}_marts.contact_center_engagements",
+        " total_sent_messages, total_received_messages from zoom_sms_marts.contact_center_engagements",
     )
     assert {r[0]: int(r[1]) if r[1] is not None else None for r in responses} == first_responses(
         records["sms_messages"]
@@ -292,8 +329,8 @@ def test_staging_flattens_the_variant_lists_in_order(
     assert built
     records = truth(emulator)
     recipients, types = standin.sql(
-        f"select message_id, recipient_index, phone_number from {SCHEMA}_staging.stg_sms_message_recipients",
-        f"select engagement_id, sms_types from {SCHEMA}_staging.stg_contact_center_sms",
+        "select message_id, recipient_index, phone_number from zoom_sms_staging.stg_sms_message_recipients",
+        "select engagement_id, sms_types from zoom_sms_staging.stg_contact_center_sms",
     )
     assert sorted(tuple(r) for r in recipients) == sorted(
         (m["message_id"], str(i), r["phone_number"])
