@@ -1,7 +1,8 @@
 """Print the Snowflake column type target-snowflake gives each property of the tap's schemas.
 
-Run with the target-snowflake plugin's Python (tests/test_snowflake.py does): it uses the
-target's own JSON Schema to SQL mapping, without connecting to Snowflake.
+Run with the Python of .tools/snowflake, where scripts/test installs target-snowflake
+(tests/test_snowflake.py does): it uses the target's own JSON Schema to SQL mapping, without
+connecting to Snowflake.
 """
 
 from __future__ import annotations

@@ -31,3 +31,24 @@ ensure_airflow() {
     .tools/airflow/bin/python -m pip install -q --disable-pip-version-check "apache-airflow==3.3.2"
   fi
 }
+
+# The Snowflake tests' tools, in their own virtualenv (.tools/snowflake), never in the project's
+# .meltano: fakesnow (a Snowflake stand-in over duckdb 2, where the DuckDB plugins pin 1.1.3) with
+# the Snowflake connector it speaks to (<5 for fakesnow), the target-snowflake that meltano.yml
+# declares, and dbt-snowflake at meltano.yml's dbt-core. The demo does not call this.
+SNOWFLAKE_TOOLS=(
+  "fakesnow[server]==0.12.1"
+  "snowflake-connector-python==4.8.0"
+  "meltanolabs-target-snowflake==0.20.4"
+  "dbt-core==1.11.16"
+  "dbt-snowflake==1.11.6"
+)
+ensure_snowflake_tools() {
+  local python="${PYTHON:-python3}" stamp=".tools/snowflake/requirements.txt"
+  if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$(printf '%s\n' "${SNOWFLAKE_TOOLS[@]}")" ]; then
+    rm -rf .tools/snowflake
+    "$python" -m venv .tools/snowflake
+    .tools/snowflake/bin/python -m pip install -q --disable-pip-version-check "${SNOWFLAKE_TOOLS[@]}"
+    printf '%s\n' "${SNOWFLAKE_TOOLS[@]}" > "$stamp"
+  fi
+}

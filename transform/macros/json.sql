@@ -1,8 +1,9 @@
 {#
   JSON access that works on what each loader makes of the nested fields: target-postgres stores
-  objects as jsonb and lists of objects as jsonb[], target-duckdb both as JSON. Dispatched per
-  adapter, so the models stay the same on PostgreSQL and DuckDB; another adapter (Snowflake's
-  VARIANT) needs its own <adapter>__ versions, and until then says so when the project compiles.
+  objects as jsonb and lists of objects as jsonb[], target-duckdb both as JSON, target-snowflake both
+  as VARIANT. Dispatched per adapter, so the models stay the same on PostgreSQL, DuckDB and
+  Snowflake; another adapter needs its own <adapter>__ versions, and until then says so when the
+  project compiles.
 #}
 
 {# Stops the compilation where an adapter has no version of a JSON macro, naming what to add. #}
@@ -25,6 +26,14 @@
 
 {% macro duckdb__json_text(value, keys) -%}
   json_extract_string({{ value }}, '$.{{ keys | join('.') }}')
+{%- endmacro %}
+
+{#
+  Snowflake: a `:` path into the VARIANT (its keys are case-sensitive, as written here), then
+  ::varchar, which gives a string's text without JSON's quotes and a JSON null as SQL null.
+#}
+{% macro snowflake__json_text(value, keys) -%}
+  {{ value }}:{{ keys | join(':') }}::varchar
 {%- endmacro %}
 
 {#
@@ -51,6 +60,17 @@
   ) as {{ alias }}
 {%- endmacro %}
 
+{#
+  Snowflake: FLATTEN gives one row per element of the VARIANT list, with its 0-based INDEX; a
+  LATERAL inline view (Snowflake's comma form) renames them to the macro's value and ordinal (FLATTEN's output has no ordinal).
+#}
+{% macro snowflake__join_json_elements(column, alias) -%}
+  , lateral (
+    select element.value as value, element.index + 1 as ordinal
+    from table(flatten(input => {{ column }})) as element
+  ) as {{ alias }}
+{%- endmacro %}
+
 {# A JSON list of strings as one comma-separated text ('sms,mms'), in the list's order. #}
 {% macro json_string_list(column) -%}
   {{ return(adapter.dispatch('json_string_list', 'zoom_sms')(column)) }}
@@ -66,4 +86,13 @@
 
 {% macro duckdb__json_string_list(column) -%}
   array_to_string(json_extract_string({{ column }}, '$[*]'), ',')
+{%- endmacro %}
+
+{#
+  Snowflake: LISTAGG over the FLATTENed list, in its order (array_to_string would do on Snowflake
+  itself, but the stand-in the tests build on lacks it). A correlated scalar subquery with an
+  aggregate and no GROUP BY, the kind Snowflake accepts in a select list.
+#}
+{% macro snowflake__json_string_list(column) -%}
+  (select listagg(element.value::varchar, ',') within group (order by element.index) from table(flatten(input => {{ column }})) as element)
 {%- endmacro %}

@@ -4,7 +4,7 @@ select
     message_id,
     id,
     session_id,
-    cast(date_time as timestamp) as date_time,
+    {{ utc_timestamp('date_time') }} as date_time,
     name,
     cast(size as bigint) as size,
     type,

@@ -2,8 +2,8 @@
 select
     engagement_id,
     direction,
-    cast(start_time as timestamp) as start_time,
-    cast(end_time as timestamp) as end_time,
+    {{ utc_timestamp('start_time') }} as start_time,
+    {{ utc_timestamp('end_time') }} as end_time,
     contact_center_number,
     consumer_number,
     consumer_display_name,

@@ -4,7 +4,7 @@
 select
     message_id,
     session_id,
-    cast(date_time as timestamp) as date_time,
+    {{ utc_timestamp('date_time') }} as date_time,
     direction,
     cast(message_type as integer) as message_type,
     {{ column_or_null(messages, 'message', dbt.type_string()) }} as message,

@@ -8,7 +8,7 @@ select
     {{ json_text('participant.value', 'owner', 'id') }} as owner_id,
     {{ json_text('participant.value', 'owner', 'type') }} as owner_type,
     {{ json_text('participant.value', 'extension_status') }} as extension_status,
-    cast(replace({{ json_text('participant.value', 'extension_deleted_time') }}, 'Z', '') as timestamp)
+    cast(replace({{ json_text('participant.value', 'extension_deleted_time') }}, 'Z', '') as {{ timestamp_without_time_zone() }})
         as extension_deleted_time
 from {{ source('zoom_sms', 'sms_sessions') }} as sessions
 {{ join_json_elements('sessions.participants', 'participant') }}

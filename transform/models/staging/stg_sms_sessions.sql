@@ -13,7 +13,7 @@ owners as (
 select
     sessions.session_id,
     sessions.session_type,
-    cast(sessions.last_access_time as timestamp) as last_access_time,
+    {{ utc_timestamp('sessions.last_access_time') }} as last_access_time,
     owners.owner_id,
     owners.owner_type,
     owners.display_name as owner_display_name,
