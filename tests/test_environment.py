@@ -32,10 +32,10 @@ RUN = "meltano --environment=emulator run tap-zoom-sms target-duckdb"
 DUCKDB_PYTHON = ROOT / ".meltano" / "loaders" / "target-duckdb" / "venv" / "bin" / "python"
 
 
-def doc_block() -> tuple[str, list[str]]:
-    """The page's alias line and the commands after it, from its code block that starts the emulator."""
+def doc_block(target: str = "target-duckdb") -> tuple[str, list[str]]:
+    """The page's alias line and the commands after it, from its code block that runs into ``target``."""
     blocks = re.findall(r"^```bash\n(.*?)^```", DOC.read_text(), re.MULTILINE | re.DOTALL)
-    [block] = [b for b in blocks if "scripts/emulator start" in b]
+    [block] = [b for b in blocks if "scripts/emulator start" in b and target in b]
     alias, *commands = block.splitlines()
     assert alias.startswith("alias meltano=")
     return alias, commands
@@ -115,8 +115,15 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int]:
 
 def run_line(project: Path, alias: str, line: str) -> str:
     """Run one of the page's lines with bash in ``project``, after its alias line; it must succeed."""
-    result = subprocess.run(  # noqa: S603
-        ["/bin/bash", "-euo", "pipefail", "-c", f"shopt -s expand_aliases\n{alias}\n{line}"],
+    result = bash(project, alias, line)
+    assert result.returncode == 0, f"{line}\n{(result.stdout + result.stderr)[-4000:]}"
+    return result.stdout + result.stderr
+
+
+def bash(project: Path, alias: str, script: str) -> subprocess.CompletedProcess[str]:
+    """Run ``script`` with bash in ``project``, after the page's alias line, with no Meltano or target settings."""
+    return subprocess.run(  # noqa: S603
+        ["/bin/bash", "-euo", "pipefail", "-c", f"shopt -s expand_aliases\n{alias}\n{script}"],
         cwd=project,
         env=clean_env(),
         capture_output=True,
@@ -124,8 +131,6 @@ def run_line(project: Path, alias: str, line: str) -> str:
         check=False,
         timeout=900,
     )
-    assert result.returncode == 0, f"{line}\n{(result.stdout + result.stderr)[-4000:]}"
-    return result.stdout + result.stderr
 
 
 def answers(emulator: Emulated) -> bool:
@@ -231,3 +236,80 @@ def test_the_history_begins_after_the_start_date_whatever_today_is(today: str) -
     months = months_since(start_date, now)
     account = Account(DatasetSpec(sessions=1, engagements=1, months=months, anchor=now))
     assert start_date <= account.start < start_date + dt.timedelta(days=31)
+
+
+RUN_PG = "meltano --environment=emulator run tap-zoom-sms target-postgres"
+
+
+class IntoPostgres(t.NamedTuple):
+    """What the page's PostgreSQL block did, and a run without the target's credentials."""
+
+    #: the run without TARGET_POSTGRES_USER and _PASSWORD
+    unset: subprocess.CompletedProcess[str]
+    #: the block's output up to the run, the emulator's records, the rows of each table (rows, keys)
+    output: str
+    truth: dict[str, int]
+    loaded: dict[str, tuple[int, int]]
+
+
+def postgres_counts(project: Path, port: int) -> dict[str, tuple[int, int]]:
+    """Rows and distinct keys of each table of schema zoom_sms in the PostgreSQL on ``port``, by psql."""
+    psql = sorted(Path("/usr/lib/postgresql").glob("*/bin/psql"))[-1]
+    counts = {}
+    for table, key in TABLES.items():
+        query = f"select count(*), count(distinct ({key})) from zoom_sms.{table}"  # noqa: S608
+        command = [psql, "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "-d", "zoom", "-Atc", query]
+        out = subprocess.run(command, capture_output=True, text=True, check=True).stdout  # noqa: S603
+        rows, keys = out.strip().split("|")
+        counts[table] = (int(rows), int(keys))
+    return counts
+
+
+@pytest.fixture(scope="module")
+def into_postgres(project: tuple[Path, int], ran: Ran) -> IntoPostgres:
+    """The PostgreSQL block, after the DuckDB one (``ran``: the emulator on the same port was stopped)."""
+    assert ran.outputs
+    root, port = project
+    alias, commands = doc_block("target-postgres")
+    stops = [line for line in commands if line.endswith(" stop")]
+    setup = [line for line in commands if line not in stops]
+    [start_postgres] = [line for line in setup if "scripts/postgres start" in line]
+    pg_port = free_port()
+    emulator = Emulated(port)
+    try:
+        run_line(root, alias, setup[0])
+        unset = bash(root, alias, RUN_PG)
+        # the rest in one shell: `eval` sets the variables for the run; the PostgreSQL on a free port
+        script = "\n".join(setup[1:]).replace(start_postgres, start_postgres.replace("start", f"start {pg_port}"))
+        output = run_line(root, alias, script)
+        return IntoPostgres(unset, output, emulator.truth(), postgres_counts(root, pg_port))
+    finally:
+        for line in stops:
+            bash(root, alias, line)
+
+
+def test_the_page_runs_into_a_throwaway_postgres_and_stops_both() -> None:
+    _, commands = doc_block("target-postgres")
+    assert commands[0].startswith("scripts/emulator start")
+    assert 'eval "$(scripts/postgres start)"' in commands
+    assert RUN_PG in commands
+    assert commands[-2:] == ["scripts/postgres stop", "scripts/emulator stop"]
+
+
+def test_the_throwaway_postgres_gets_every_record(into_postgres: IntoPostgres) -> None:
+    loaded = into_postgres.loaded
+    assert {table: rows for table, (rows, _) in loaded.items()} == into_postgres.truth
+    assert all(rows == keys for rows, keys in loaded.values())
+    assert into_postgres.truth["sms_sessions"] == 40
+
+
+def test_without_the_credentials_the_run_says_which_to_set(into_postgres: IntoPostgres) -> None:
+    result = into_postgres.unset
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "Traceback" not in output
+    shown = re.search(r"^```\n(target-postgres .*?)^```", DOC.read_text(), re.MULTILINE | re.DOTALL)
+    assert shown
+    flat = " ".join(output.split())
+    for line in shown[1].splitlines():
+        assert " ".join(line.split()) in flat, line
