@@ -11,6 +11,7 @@ resumes and takes what was new.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import typing as t
 
@@ -19,7 +20,8 @@ import pytest
 from tap_zoom_sms.emulator import DatasetSpec, Emulator, EmulatorConfig
 from tests.emulator_client import EmulatorClient
 from tests.pg import Postgres
-from tests.projects import MELTANO, clean_env, meltano, truth_counts
+from tests.projects import MELTANO, ROOT, clean_env, meltano, truth_counts
+from tests.readme import meltano_lines, run_as_written
 from tests.test_airflow_run import (
     add_account,
     bookmarked_streams,
@@ -32,16 +34,24 @@ from tests.test_airflow_run import (
 if t.TYPE_CHECKING:
     from pathlib import Path
 
+ACCOUNTS_DOC = ROOT / "docs" / "accounts.md"
 #: The system database of each case: MELTANO_DATABASE_URI, or the default .meltano/meltano.db.
 SYSTEM_DATABASES = ("postgresql", "sqlite")
 
 
+def deploy_block() -> str:
+    """docs/accounts.md's block that points Meltano at PostgreSQL and makes the system database's tables."""
+    blocks = re.findall(r"^```bash\n(.*?)^```", ACCOUNTS_DOC.read_text(), re.MULTILINE | re.DOTALL)
+    return next(block for block in blocks if "MELTANO_DATABASE_URI" in block)
+
+
 def system_database(postgres: Postgres, kind: str) -> dict[str, str]:
-    """The environment that points Meltano at its system database of ``kind`` (a new one)."""
+    """The environment that points Meltano at a new system database of ``kind``, as the docs write the URI."""
     if kind == "sqlite":
         return {}
-    postgres.sql("create database meltano_system", database="postgres")
-    return {"MELTANO_DATABASE_URI": f"postgresql+psycopg://postgres@127.0.0.1:{postgres.port}/meltano_system"}
+    (uri,) = re.findall(r"MELTANO_DATABASE_URI='([^']+)'", deploy_block())
+    postgres.sql("create database meltano", database="postgres")
+    return {"MELTANO_DATABASE_URI": uri.replace("USER:PASSWORD@HOST:5432", f"postgres@127.0.0.1:{postgres.port}")}
 
 
 def run_at_once(project: Path, extractors: list[str], env: dict[str, str]) -> list[subprocess.CompletedProcess[str]]:
@@ -79,8 +89,10 @@ def new_message(emulator: Emulator) -> str:
 def test_two_accounts_run_at_once_and_each_keeps_its_own_state(tmp_path: Path, postgres: Postgres, kind: str) -> None:
     project = project_with_installed_plugins(tmp_path / "project")
     env = {**target_env(postgres), **system_database(postgres, kind)}
-    # the deploy step docs/accounts.md gives: the system database's tables exist before runs start together
-    meltano(project, "upgrade", "database", env=env)
+    # the deploy step of docs/accounts.md: the system database's tables made before runs start together
+    for line in meltano_lines(deploy_block()):
+        result = run_as_written(project, line, env)
+        assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
     names = [f"tap-zoom-sms--{kind}-north", f"tap-zoom-sms--{kind}-south"]
     configs = [
         EmulatorConfig(account_id=name, client_id=f"{name}-id", client_secret=f"{name}-secret") for name in names
@@ -113,6 +125,6 @@ def test_two_accounts_run_at_once_and_each_keeps_its_own_state(tmp_path: Path, p
             assert not (set(added.values()) - {added[name]}) & loaded  # the other account's stays in its schema
         assert sorted(states(project, env)) == sorted(kept)
     if kind == "postgresql":  # the STATE lives in PostgreSQL, and no sqlite file was made beside it
-        rows = postgres.sql("select state_id from state", database="meltano_system")
+        rows = postgres.sql("select state_id from state", database="meltano")
         assert sorted(row[0] for row in rows) == sorted(kept)
         assert not (project / ".meltano" / "meltano.db").exists()
