@@ -116,9 +116,12 @@ def test_two_accounts_run_at_once_and_each_keeps_its_own_state(tmp_path: Path, p
 
         # the second pair resumes from each account's own STATE and takes what Zoom shows since
         added = {name: new_message(emulator) for name, emulator in emulators.items()}
+        first_details = {name: emulator.stats.endpoints["session_details"] for name, emulator in emulators.items()}
         second = run_at_once(project, names, env)
         assert [run.returncode for run in second] == [0, 0], [run.stdout[-3000:] for run in second]
         for name, emulator in emulators.items():
+            # from its bookmarks: the new session's messages, not every session's again
+            assert emulator.stats.endpoints["session_details"] - first_details[name] < first_details[name] / 2
             assert counts(postgres, schema_of(name)) == truth_counts(emulator)
             loaded = {row[0] for row in postgres.sql(f"select message_id from {schema_of(name)}.sms_messages")}  # noqa: S608
             assert added[name] in loaded
