@@ -1,11 +1,11 @@
 """The release check: the sdist and the wheel build, pass twine, and work from a clean install.
 
 Builds both into OUTDIR (default dist/) with ``python -m build``, checks them with
-``twine check --strict``, installs the wheel in a new virtualenv and runs ``tap-zoom-sms --about``
-and ``--discover`` from it, then writes OUTDIR/tap-zoom-sms.yml: the Meltano Hub definition
-(hub/tap-zoom-sms.yml) with ``pip_url`` set to the wheel, so that any Meltano project can add the
-tap with ``meltano add --plugin-type extractor tap-zoom-sms --from-ref OUTDIR/tap-zoom-sms.yml``.
-Publishing is then ``twine upload OUTDIR/tap_zoom_sms-*``.
+``twine check --strict``, checks that both carry the license text (LICENSE, as the metadata's
+License-File names it), installs the wheel in a new virtualenv and runs ``tap-zoom-sms --about``
+and ``--discover`` from it. Publishing is then ``twine upload OUTDIR/tap_zoom_sms-*``
+(docs/development.md); other Meltano projects install the tap from PyPI or from a git URL with a
+tag (docs/install.md), never from a path of this checkout.
 
 Run: scripts/release-check [OUTDIR]
 """
@@ -18,14 +18,15 @@ import os
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 import typing as t
+import zipfile
+from email.parser import HeaderParser
 from pathlib import Path
 
-import yaml
-
 ROOT = Path(__file__).resolve().parent.parent
-HUB_FILE = ROOT / "hub" / "tap-zoom-sms.yml"
+LICENSE = ROOT / "LICENSE"
 UV = ROOT / ".tools" / "uv" / "bin" / "uv"
 STREAMS = {"sms_sessions", "sms_messages", "attachments", "contact_center_sms"}
 
@@ -62,13 +63,32 @@ def check_clean_install(wheel: Path) -> dict[str, t.Any]:
     return about
 
 
-def write_plugin_ref(wheel: Path, out: Path) -> Path:
-    """Write the Hub definition with pip_url set to the wheel, for ``meltano add --from-ref``."""
-    definition = yaml.safe_load(HUB_FILE.read_text())
-    definition["pip_url"] = str(wheel.resolve())
-    ref = out / "tap-zoom-sms.yml"
-    ref.write_text(yaml.safe_dump(definition, sort_keys=False, width=120))
-    return ref
+def wheel_license(wheel: Path) -> tuple[str, bytes]:
+    """The wheel's METADATA and the LICENSE its dist-info carries (PEP 639: .dist-info/licenses/)."""
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+        metadata = next(n for n in names if n.endswith(".dist-info/METADATA"))
+        text = next((n for n in names if n.endswith(".dist-info/licenses/LICENSE")), None)
+        return archive.read(metadata).decode(), archive.read(text) if text else b""
+
+
+def sdist_license(sdist: Path) -> tuple[str, bytes]:
+    """The sdist's PKG-INFO and the LICENSE at its top."""
+    with tarfile.open(sdist) as archive:
+        top = archive.getnames()[0].split("/")[0]
+        pkg_info = archive.extractfile(f"{top}/PKG-INFO")
+        text = archive.extractfile(f"{top}/LICENSE") if f"{top}/LICENSE" in archive.getnames() else None
+        return (pkg_info.read().decode() if pkg_info else ""), (text.read() if text else b"")
+
+
+def check_license(out: Path) -> None:
+    """The sdist and the wheel must ship LICENSE as it is here, and their metadata must name it."""
+    wanted = LICENSE.read_bytes()
+    wheel, sdist = next(out.glob("tap_zoom_sms-*.whl")), next(out.glob("tap_zoom_sms-*.tar.gz"))
+    for artifact, (metadata, text) in ((wheel, wheel_license(wheel)), (sdist, sdist_license(sdist))):
+        headers = HeaderParser().parsestr(metadata)
+        if text != wanted or headers["License-Expression"] != "Apache-2.0" or headers["License-File"] != "LICENSE":
+            sys.exit(f"release check failed: {artifact.name} lacks LICENSE (Apache-2.0) as this checkout has it")
 
 
 def main(argv: t.Sequence[str] | None = None) -> None:
@@ -77,11 +97,11 @@ def main(argv: t.Sequence[str] | None = None) -> None:
     parser.add_argument("outdir", nargs="?", type=Path, default=ROOT / "dist")
     out = parser.parse_args(argv).outdir.resolve()
     wheel = build(out)
+    check_license(out)
     about = check_clean_install(wheel)
-    ref = write_plugin_ref(wheel, out)
     lines = [f"{path}  {path.stat().st_size:,} bytes" for path in sorted(out.iterdir())]
-    lines.append(f"ok: twine check passed; {wheel.name} installed alone runs --about (version {about['version']})")
-    lines.append(f"add it to a Meltano project: meltano add --plugin-type extractor tap-zoom-sms --from-ref {ref}")
+    lines.append(f"ok: twine check passed; both carry LICENSE; {wheel.name} installed alone runs --about")
+    lines.append(f"publish version {about['version']}: .venv/bin/twine upload {out}/tap_zoom_sms-*")
     print("\n".join(lines))  # noqa: T201
 
 

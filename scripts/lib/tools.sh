@@ -6,7 +6,11 @@ ensure_meltano() {
   local python="${PYTHON:-python3}"
   if [ ! -x .tools/meltano/bin/meltano ]; then
     "$python" -m venv .tools/meltano
-    .tools/meltano/bin/python -m pip install -q --disable-pip-version-check "meltano==4.4.1"
+  fi
+  # meltano[postgres]: psycopg 3, the driver of a system database on PostgreSQL
+  # (MELTANO_DATABASE_URI=postgresql+psycopg://...), which several accounts' runs at once share
+  if ! .tools/meltano/bin/python -c "import meltano, psycopg" 2>/dev/null; then
+    .tools/meltano/bin/python -m pip install -q --disable-pip-version-check "meltano[postgres]==4.4.1"
   fi
   export MELTANO_SEND_ANONYMOUS_USAGE_STATS=false
   .tools/meltano/bin/meltano --log-level=warning install "$@"
