@@ -81,16 +81,18 @@ class RecordingPrefetcher(prefetch.Prefetcher):
         self.count_lock = threading.Lock()
         self.instances.append(self)
 
-    def _fetch(self, context: Context) -> list[dict]:
+    def _fetch(self, fetch: prefetch._Fetch) -> None:
         with self.count_lock:
             self.begun += 1
             self.peak = max(self.peak, self.begun)
-        return super()._fetch(context)
+        super()._fetch(fetch)
 
-    def take(self, key: str) -> list[dict] | None:
-        with self.count_lock:
-            self.begun -= 1
-        return super().take(key)
+    def take(self, key: str) -> t.Iterator[dict] | None:
+        records = super().take(key)
+        if records is not None:  # None: no worker began it
+            with self.count_lock:
+                self.begun -= 1
+        return records
 
 
 @pytest.mark.parametrize(
@@ -169,13 +171,15 @@ def test_queued_fetches_start_as_workers_finish_up_to_the_held_bound() -> None:
     gate, fetcher = filled(workers=2, count=20)
     try:
         assert gate.began == fetcher.max_held == 8
-        assert fetcher.take("s0") == [{"n": 0}]
+        assert list(fetcher.take("s0") or ()) == [{"n": 0}]
         wait_until(gate.changed, lambda: gate.began == 9)
-        # taken out of order, a fetch still queued starts at once; each comes back with its own records
-        assert fetcher.take("s15") == [{"n": 15}]
-        assert [fetcher.take(f"s{n}") for n in range(1, 20) if n != 15] == [[{"n": n}] for n in range(1, 20) if n != 15]
+        # taken out of order, a fetch still queued is left to the writer to read itself
+        assert fetcher.take("s15") is None
+        for n in (n for n in range(1, 20) if n != 15):
+            wait_until(fetcher._lock, lambda: fetcher.running == 0)  # begun, so not left to the writer
+            assert list(fetcher.take(f"s{n}") or ()) == [{"n": n}]  # each with its own records
         assert fetcher.take("s0") is None
-        assert gate.began == 20
+        assert gate.began == 19
     finally:
         fetcher.close()
 
@@ -222,7 +226,9 @@ def test_a_fetch_nobody_takes_is_discarded_and_frees_its_room() -> None:
             fetcher.discard(f"s{n}")  # fetched, never taken
         wait_until(gate.changed, lambda: gate.began == 8)
         fetcher.discard("s9")  # still queued: never fetched
-        assert [fetcher.take(f"s{n}") for n in range(4, 9)] == [[{"n": n}] for n in range(4, 9)]
+        for n in range(4, 9):
+            wait_until(fetcher._lock, lambda: fetcher.running == 0)  # begun, so not left to the writer
+            assert list(fetcher.take(f"s{n}") or ()) == [{"n": n}]
         assert fetcher.take("s0") is None
         assert fetcher.take("s9") is None
         assert gate.began == 9

@@ -78,6 +78,8 @@ class DatasetSpec:
     busy_share: float = 0.1
     #: share of sessions whose few messages lie months apart
     long_share: float = 0.2
+    #: when set, every session has exactly this many messages within three days instead (memory benchmarks)
+    messages_per_session: int = 0
 
 
 @dataclass
@@ -112,6 +114,8 @@ class Account:
         self._index.sort()
         self._engagements = [self._make_engagement(i) for i in range(self.spec.engagements)]
         self._completed_late: set[str] = set()
+        #: the messages of fixed-size sessions, generated once (see messages)
+        self._generated: dict[int, list[dict[str, t.Any]]] = {}
         #: per session, the times of its sent and of its received messages (built on first use)
         self._activity: dict[str, tuple[list[str], list[str]]] = {}
 
@@ -131,6 +135,9 @@ class Account:
         """The message times of a generated session, oldest first (with repeats)."""
         rng = self._rng("times", session.index)
         span = (self.anchor - self.start).total_seconds() - 60
+        if count := self.spec.messages_per_session:
+            base = self.start + dt.timedelta(seconds=rng.uniform(0, span - 86400 * 3))
+            return sorted(fmt(base + dt.timedelta(seconds=rng.uniform(0, 86400 * 3))) for _ in range(count))
         shape = rng.random()
         if shape < self.spec.busy_share:  # busy: several pages within one month
             base = self.start + dt.timedelta(seconds=rng.uniform(0, span - 86400 * 3))
@@ -323,11 +330,27 @@ class Account:
         session = self._sessions[session_id]
         out: list[dict[str, t.Any]] = []
         if session.index >= 0:
-            rng = self._rng("messages", session.index)
-            out = [self._message(session, k, when, rng) for k, when in enumerate(self._times(session))]
+            out = list(self._generated_messages(session))
         with self._lock:
             out += self._added.get(session_id, [])
         return out
+
+    def _generated_messages(self, session: _Session) -> list[dict[str, t.Any]]:
+        """Generate a session's messages from its seed; those of fixed-size sessions once, then keep them.
+
+        Each page of a session's details generates its messages again: cheap for the usual
+        shapes, but a page of a 100,000-message session would take a second of the benchmark's CPU.
+        """
+        with self._lock:
+            kept = self._generated.get(session.index)
+        if kept is not None:
+            return kept
+        rng = self._rng("messages", session.index)
+        made = [self._message(session, k, when, rng) for k, when in enumerate(self._times(session))]
+        if self.spec.messages_per_session:
+            with self._lock:
+                self._generated[session.index] = made
+        return made
 
     def engagements(self) -> list[dict[str, t.Any]]:
         """Return the completed engagements (Zoom publishes only those), without internals."""

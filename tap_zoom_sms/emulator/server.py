@@ -537,7 +537,8 @@ class _Api:
     def _details(self, path: str, query: dict[str, list[str]], sid: str) -> dict[str, t.Any]:
         self._session(sid)
         lo, hi = parse_range(query, dt.timedelta(days=30), self.em.now())
-        found = [m for m in self.account.messages(sid) if _in_range(m["date_time"], lo, hi)]
+        low, high = fmt(lo), fmt(hi)  # formatted once: a session can hold 100,000 messages
+        found = [m for m in self.account.messages(sid) if low <= m["date_time"] <= high]
         sort = query.get("sort", ["1"])[0]
         found.sort(key=lambda m: m["date_time"], reverse=sort == "2")
         page, token, size = self.em.page(path, query, found, PHONE_LIMITS)
