@@ -349,11 +349,11 @@ class ZoomStream(BaseStream, RESTStream[WindowPage]):
         self._malformed = None
         window = " to ".join(query.get(bound, ["?"])[0] for bound in ("from", "to"))
         self.logger.warning(
-            "Zoom's page of %s, window %s, still had %s after %d reads: taken as %s, as Zoom may mean no records",
+            "Zoom's page of %s, window %s, was still malformed after %d reads (%s): taken as %s, as Zoom may mean that",
             endpoint,
             window,
-            fault,
             reads,
+            fault,
             take_as_read(response, self.records_key),
         )
 
