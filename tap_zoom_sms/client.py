@@ -335,10 +335,10 @@ class ZoomStream(BaseStream, RESTStream[WindowPage]):
         and the run goes on, so that no later run stops on it again.
         """
         fault = page_fault(body, self.records_key)
-        url = str(response.request.url)
         if fault is None:
             self._malformed = None
             return
+        url = str(response.request.url)
         reads = self._malformed[1] + 1 if self._malformed and self._malformed[0] == url else 1
         endpoint = f"GET {urlsplit(url).path}"
         if reads <= MALFORMED_PAGE_REREADS:
