@@ -27,8 +27,8 @@ from tap_zoom_sms.responses import (
     MalformedResponseError,
     describe_error,
     error_fields,
+    is_page,
     page_fault,
-    page_request,
     take_as_read,
     zoom_json,
 )
@@ -319,11 +319,10 @@ class ZoomStream(BaseStream, RESTStream[WindowPage]):
             body = zoom_json(response)
         except MalformedResponseError as exc:
             raise RetriableAPIError(str(exc), response) from None
-        query = page_request(response)
-        if query is not None:
-            self._check_page(response, body, query)
+        if is_page(response):
+            self._check_page(response, body)
 
-    def _check_page(self, response: requests.Response, body: dict[str, t.Any], query: dict[str, list[str]]) -> None:
+    def _check_page(self, response: requests.Response, body: dict[str, t.Any]) -> None:
         """Read a malformed list page again; if it stays so, take it as empty, with one warning.
 
         A page whose records array is null or missing (or not an array, or whose page
@@ -340,18 +339,15 @@ class ZoomStream(BaseStream, RESTStream[WindowPage]):
             return
         url = str(response.request.url)
         reads = self._malformed[1] + 1 if self._malformed and self._malformed[0] == url else 1
-        endpoint = f"GET {urlsplit(url).path}"
         if reads <= MALFORMED_PAGE_REREADS:
             self._malformed = (url, reads)
             again = f"malformed page: read again, {reads} of {MALFORMED_PAGE_REREADS}"
-            msg = f"HTTP {response.status_code} from {endpoint}: {fault} ({again})"
+            msg = f"HTTP {response.status_code} from GET {urlsplit(url).path}: {fault} ({again})"
             raise RetriableAPIError(msg, response)
         self._malformed = None
-        window = " to ".join(query.get(bound, ["?"])[0] for bound in ("from", "to"))
         self.logger.warning(
-            "Zoom's page of %s, window %s, was still malformed after %d reads (%s): taken as %s, as Zoom may mean that",
-            endpoint,
-            window,
+            "Zoom's page of %s, was still malformed after %d reads (%s): taken as %s, as Zoom may mean that",
+            self._where(response),
             reads,
             fault,
             take_as_read(response, self.records_key),

@@ -76,16 +76,15 @@ def _text(response: requests.Response) -> str:
     return text
 
 
-def page_request(response: requests.Response) -> dict[str, list[str]] | None:
-    """Return the query of a request for a list page (it asks for a ``page_size``), else None.
+def is_page(response: requests.Response) -> bool:
+    """Say whether ``response`` answers a request for a list page (one that asks for a ``page_size``).
 
     Every page the tap reads asks for one; a single object (GET one message) does not,
     and its body holds no records array to check.
     """
     if response.request is None or not response.request.url:
-        return None
-    query = parse_qs(urlsplit(response.request.url).query)
-    return query if "page_size" in query else None
+        return False
+    return "page_size" in parse_qs(urlsplit(response.request.url).query)
 
 
 def page_fault(body: t.Mapping[str, t.Any], records_key: str) -> str | None:
