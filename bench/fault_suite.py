@@ -22,6 +22,8 @@ must be stored with the right content):
   long-names  a message whose attachments are named as file systems refuse: 300 characters, 85 CJK
               characters (255 bytes), two long names alike but for their end, ".", "..", "", NUL and
               separators, a lone surrogate; each file is checked where its record's stored_path says
+  null-records  the first pages that hold records of every list (session lists, discovery's activity
+              lists, session details, Contact Center) answer a 200 whose records array is null, once each
 
 Run: .venv/bin/python -m bench.fault_suite [--sessions N]   (prints a Markdown table)
 """
@@ -123,6 +125,9 @@ def file_kept(attachment: dict[str, t.Any], stored_path: str | None, files: Path
     return hashlib.sha256(path.read_bytes()).digest() == want
 
 
+#: Pages of each list route answered null once in the null-records scenario (each read again costs a
+#: backoff of up to a second).
+NULL_PAGES_PER_ROUTE = 5
 #: The emulator's settings in each scenario (the faults scenario's short-lived and revoked
 #: tokens and page tokens test renewals and restarts under faults).
 SETTINGS: dict[str, dict[str, t.Any]] = {
@@ -146,6 +151,12 @@ SETTINGS: dict[str, dict[str, t.Any]] = {
         "malformed_kinds": sorted({kind for kinds in KINDS.values() for kind in kinds} - set(TEXT_KINDS)),
     },
     "long-names": {},
+    "null-records": {
+        "malformed_page_routes": ["sessions", "session_details", "contact_center_sms"],
+        "malformed_page_shape": "null",
+        "malformed_page_times": 1,
+        "malformed_page_count": NULL_PAGES_PER_ROUTE,
+    },
 }
 #: The tap's settings that differ in a scenario: with pages of 5, every busy session (60 or more
 #: messages in a month, however its burst falls on the calendar) has the 4 pages a circle needs.

@@ -27,6 +27,9 @@ from tap_zoom_sms.responses import (
     MalformedResponseError,
     describe_error,
     error_fields,
+    is_page,
+    page_fault,
+    take_as_read,
     zoom_json,
 )
 from tap_zoom_sms.retries import TRANSIENT, Retrying
@@ -42,6 +45,10 @@ if t.TYPE_CHECKING:
 
 #: Restarts of one window after Zoom rejects its page token, before giving up.
 MAX_WINDOW_RESTARTS = 3
+#: Reads again of a page whose records array is null, missing or not an array (or whose page
+#: token is not a string), before it is taken as Zoom may mean it: no records (one warning).
+#: Each is a retry of the request, within its budget of faults (``retries.MAX_FAULT_TRIES``).
+MALFORMED_PAGE_REREADS = 3
 
 
 def schema_directory() -> SchemaDirectory:
@@ -146,6 +153,8 @@ class ZoomStream(BaseStream, RESTStream[WindowPage]):
     _windows: t.Iterator[Window]
     _what = "Zoom's list"
     _unauthorized_streak = 0
+    #: the URL of the page last found malformed, and how many times in a row it was
+    _malformed: tuple[str, int] | None = None
 
     @property
     def url_base(self) -> str:
@@ -260,12 +269,12 @@ class ZoomStream(BaseStream, RESTStream[WindowPage]):
     def parse_response(self, response: requests.Response) -> t.Iterable[dict[str, t.Any]]:
         """Yield the records of a page, each made to match its schema, then maybe WINDOW_READ.
 
-        A missing or null array is an empty page. A record is conformed before the tap
-        reads any field of it (see :mod:`tap_zoom_sms.conform`); one without its key is
-        skipped, and reported.
+        The records array is an array (see :meth:`_check_page`). A record is conformed
+        before the tap reads any field of it (see :mod:`tap_zoom_sms.conform`); one
+        without its key is skipped, and reported.
         """
         body = zoom_json(response)
-        records = body.get(self.records_key) or ()
+        records = body[self.records_key]
         if records:
             yield from self.conformed(records, response)
         if self.marks_windows and not next_page_token(body):
@@ -292,10 +301,11 @@ class ZoomStream(BaseStream, RESTStream[WindowPage]):
     def validate_response(self, response: requests.Response) -> None:
         """Sort a response into success, retry, token renewal or a clear error.
 
-        Retried: 429, 5xx, and 2xx bodies that are not a JSON object (a truncated
-        page). A 401 renews the token and retries once. Anything else ends the run
-        with Zoom's code, message and tracking id, save the cases subclasses handle
-        in :meth:`client_error`.
+        Retried: 429, 5xx, 2xx bodies that are not a JSON object (a truncated page),
+        and list pages whose records array is not an array (:meth:`_check_page`). A
+        401 renews the token and retries once. Anything else ends the run with Zoom's
+        code, message and tracking id, save the cases subclasses handle in
+        :meth:`client_error`.
         """
         status = response.status_code
         if status == HTTPStatus.UNAUTHORIZED:
@@ -306,9 +316,42 @@ class ZoomStream(BaseStream, RESTStream[WindowPage]):
             raise self.client_error(response)
         self._unauthorized_streak = 0
         try:
-            zoom_json(response)
+            body = zoom_json(response)
         except MalformedResponseError as exc:
             raise RetriableAPIError(str(exc), response) from None
+        if is_page(response):
+            self._check_page(response, body)
+
+    def _check_page(self, response: requests.Response, body: dict[str, t.Any]) -> None:
+        """Read a malformed list page again; if it stays so, take it as empty, with one warning.
+
+        A page whose records array is null or missing (or not an array, or whose page
+        token is not a string) was once taken as an empty page, and its records were
+        lost without a word. Such a page is read again, as a retry, up to
+        :data:`MALFORMED_PAGE_REREADS` times. Zoom's OpenAPI marks no field required,
+        so a page that stays so may mean "nothing": it is then taken as empty (or as
+        its window's last page) with a warning that names the endpoint and the window,
+        and the run goes on, so that no later run stops on it again.
+        """
+        fault = page_fault(body, self.records_key)
+        if fault is None:
+            self._malformed = None
+            return
+        url = str(response.request.url)
+        reads = self._malformed[1] + 1 if self._malformed and self._malformed[0] == url else 1
+        if reads <= MALFORMED_PAGE_REREADS:
+            self._malformed = (url, reads)
+            again = f"malformed page: read again, {reads} of {MALFORMED_PAGE_REREADS}"
+            msg = f"HTTP {response.status_code} from GET {urlsplit(url).path}: {fault} ({again})"
+            raise RetriableAPIError(msg, response)
+        self._malformed = None
+        self.logger.warning(
+            "Zoom's page of %s, was still malformed after %d reads (%s): taken as %s, as Zoom may mean that",
+            self._where(response),
+            reads,
+            fault,
+            take_as_read(response, self.records_key),
+        )
 
     def client_error(self, response: requests.Response) -> ZoomAPIError:
         """Return the error for a 4xx answer (other than 401 and 429)."""

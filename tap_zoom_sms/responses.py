@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import typing as t
+from urllib.parse import parse_qs, urlsplit
 
 if t.TYPE_CHECKING:
     import requests
@@ -17,6 +18,19 @@ LOGGER = "tap-zoom-sms"
 PAGE_TOKEN_CODES = frozenset({300, 400})
 #: 404 codes for a session that vanished between the list and its details.
 SESSION_GONE_CODES = frozenset({7012, 7013, 12004})
+
+
+#: The keys of a list page that carry the next page's token (see ``pagination.next_page_token``).
+PAGE_TOKEN_KEYS = ("next_page_token", "sync_token")
+#: JSON's names of the Python types a JSON body decodes to.
+_JSON_TYPES = {
+    dict: "an object",
+    list: "an array",
+    str: "a string",
+    bool: "a boolean",
+    int: "a number",
+    float: "a number",
+}
 
 
 class MalformedResponseError(ValueError):
@@ -60,6 +74,63 @@ def _text(response: requests.Response) -> str:
         "Bytes that are not UTF-8 in the answer to GET %s were replaced by U+FFFD", _path(response)
     )
     return text
+
+
+def is_page(response: requests.Response) -> bool:
+    """Say whether ``response`` answers a request for a list page (one that asks for a ``page_size``).
+
+    Every page the tap reads asks for one; a single object (GET one message) does not,
+    and its body holds no records array to check.
+    """
+    if response.request is None or not response.request.url:
+        return False
+    return "page_size" in parse_qs(urlsplit(response.request.url).query)
+
+
+def page_fault(body: t.Mapping[str, t.Any], records_key: str) -> str | None:
+    """Say what is wrong with a list page's shape, or None when its records and token can be read.
+
+    Zoom's empty result is ``[]``: a records array that is null, missing or not an
+    array is a malformed answer (Zoom's OpenAPI marks no field required, so it may
+    also mean "nothing"), and so is a page token that is not a string.
+    """
+    if records_key not in body:
+        return f"no {records_key!r} array"
+    records = body[records_key]
+    if not isinstance(records, list):
+        return f"{records_key!r} is {_json_type(records)}, not an array"
+    for key in PAGE_TOKEN_KEYS:
+        token = body.get(key)
+        if token is not None and not isinstance(token, str):
+            return f"{key!r} is {_json_type(token)}, not a string"
+    return None
+
+
+def take_as_read(response: requests.Response, records_key: str) -> str:
+    """Make a malformed page read as what it can only mean, and say what it was taken as.
+
+    A records array that is not an array becomes ``[]`` (an empty page); a page token
+    that is not a string is dropped (without another, the page is its window's last).
+    The decoded body kept on the response is replaced, so that the record parser and
+    the paginator read the same.
+    """
+    body = dict(zoom_json(response))
+    taken = []
+    if not isinstance(body.get(records_key), list):
+        body[records_key] = []
+        taken.append("an empty page")
+    malformed = [key for key in PAGE_TOKEN_KEYS if body.get(key) is not None and not isinstance(body[key], str)]
+    for key in malformed:
+        del body[key]
+    if malformed:
+        last = not any(body.get(key) for key in PAGE_TOKEN_KEYS)
+        taken.append("the last page of its window" if last else f"a page without its {' or '.join(malformed)}")
+    response.__dict__[_BODY] = body
+    return " and ".join(taken)
+
+
+def _json_type(value: object) -> str:
+    return "null" if value is None else _JSON_TYPES.get(type(value), type(value).__name__)
 
 
 def error_fields(response: requests.Response) -> tuple[int | None, str]:

@@ -399,3 +399,47 @@ def test_truth_export_streams_every_record(client: EmulatorClient) -> None:
     streams = {json.loads(line)["stream"] for line in lines}
     assert streams == {"sms_sessions", "sms_messages", "attachments", "contact_center_sms"}
     assert len(lines) == sum(1 for _ in client.em.account.truth())
+
+
+def test_malformed_pages_on_chosen_routes_each_page_n_times(client: EmulatorClient) -> None:
+    sid, messages = busiest_month(client.em.account)
+    window = {"from": messages[0]["date_time"], "to": messages[-1]["date_time"], "page_size": 5}
+    details = f"/phone/sms/sessions/{sid}"
+    client.admin("config", malformed_page_routes=["session_details"], malformed_page_times=2, malformed_page_count=1)
+
+    assert [client.get(details, **window).json()["sms_histories"] for _ in range(2)] == [None, None]
+    first = client.get(details, **window).json()  # answered right from the third time
+    assert len(first["sms_histories"]) == 5
+    second = client.get(details, **window, next_page_token=first["next_page_token"]).json()
+    assert len(second["sms_histories"]) == 5  # one page only (malformed_page_count)
+    assert isinstance(client.get("/phone/sms/sessions", **window).json()["sms_sessions"], list)  # not this route
+    assert client.em.stats.snapshot()["faults"]["malformed_page session_details"] == 2
+
+    # a page with no records is answered right: malformed, it would lose nothing
+    empty = {"from": "2000-01-01T00:00:00Z", "to": "2000-01-31T00:00:00Z", "page_size": 5}
+    assert client.get(details, **empty).json()["sms_histories"] == []
+
+
+@pytest.mark.parametrize("shape", ["missing", "string", "object", "token"])
+def test_malformed_page_shapes(client: EmulatorClient, shape: str) -> None:
+    sid, messages = busiest_month(client.em.account)
+    window = {"from": messages[0]["date_time"], "to": messages[-1]["date_time"], "page_size": 5}
+    client.admin("config", malformed_page_routes=["session_details"], malformed_page_shape=shape)
+
+    body = client.get(f"/phone/sms/sessions/{sid}", **window).json()
+
+    expected = {
+        "missing": lambda: "sms_histories" not in body,
+        "string": lambda: len(json.loads(body["sms_histories"])) == 5,
+        "object": lambda: body["sms_histories"] == {},
+        "token": lambda: isinstance(body["next_page_token"], int) and len(body["sms_histories"]) == 5,
+    }
+    assert expected[shape]()
+    again = client.get(f"/phone/sms/sessions/{sid}", **window).json()
+    assert len(again["sms_histories"]) == 5
+    assert isinstance(again["next_page_token"], str)
+
+
+def test_an_unknown_malformed_page_shape_is_refused(client: EmulatorClient) -> None:
+    with pytest.raises(requests.HTTPError):
+        client.admin("config", malformed_page_shape="nonsense")

@@ -58,6 +58,12 @@ def test_scenario_loses_nothing_and_leaks_nothing(name: str, tmp_path: Path) -> 
         assert repaired in outcome.runs[0].stderr.split("records from Zoom repaired:")[1]
     elif name == "long-names":
         assert codes == [0]
+    elif name == "null-records":
+        assert codes == [0]
+        routes = ("sessions", "session_details", "contact_center_sms")
+        assert {f"malformed_page {route}" for route in routes} == set(outcome.stats["faults"])
+        assert outcome.retries == sum(outcome.stats["faults"].values())  # each null page read once more
+        assert "was still malformed" not in outcome.runs[0].stderr
     else:
         assert codes == [1, 0]
         assert "Zoom's page tokens went round in a circle on GET /v2/phone/sms/sessions/" in outcome.runs[0].stderr

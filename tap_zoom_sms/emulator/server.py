@@ -41,6 +41,16 @@ ROUTES: list[tuple[str, re.Pattern[str], str, str]] = [
     ("user_sessions", re.compile(r"^/v2/phone/users/(?P<uid>[^/]+)/sms/sessions$"), "Medium", "_user_sessions"),
     ("contact_center_sms", re.compile(r"^/v2/contact_center/sms$"), "Heavy", "_contact_center"),
 ]
+#: The key of the records array in the pages of each list route.
+RECORDS_KEYS = {
+    "sessions": "sms_sessions",
+    "user_sessions": "sms_sessions",
+    "session_details": "sms_histories",
+    "contact_center_sms": "sms",
+}
+#: How a malformed page is answered (``malformed_page_shape``): its records array null, missing,
+#: a string or an object; or its next page token a number (on pages that have one).
+MALFORMED_SHAPES = ("null", "missing", "string", "object", "token")
 
 
 @dataclass
@@ -89,6 +99,15 @@ class EmulatorConfig:
     malformed_share: float = 0.0
     #: the ways to change them (default: every way of :data:`.malform.KINDS`)
     malformed_kinds: list[str] = field(default_factory=list)
+    #: list routes (keys of RECORDS_KEYS) whose pages that hold records are answered malformed, a 200
+    #: whose records array is as ``malformed_page_shape`` says (see MALFORMED_SHAPES); "sessions"
+    #: includes the sent_message_time and received_message_time lists
+    malformed_page_routes: list[str] = field(default_factory=list)
+    malformed_page_shape: str = "null"
+    #: times each such page is answered so, before it is answered right (N)
+    malformed_page_times: int = 1
+    #: how many pages of each route are answered so, the first asked (0: every page that holds records)
+    malformed_page_count: int = 0
 
 
 class Stats:
@@ -198,6 +217,8 @@ class Emulator:
         self._heavy_today = 0
         #: per looping query, the first two tokens it gave (A and B), given again as they were
         self._first_tokens: dict[str, list[str]] = {}
+        #: per route, the times each of its malformed pages (by path and whole query) was answered so
+        self._malformed: dict[str, dict[str, int]] = {}
         #: the clock of the per-second limits (a test may stop it, to make a burst land in one second)
         self.monotonic: t.Callable[[], float] = time.monotonic
         self._faults = random.Random(self.config.fault_seed)  # noqa: S311
@@ -237,6 +258,41 @@ class Emulator:
                 body["next_page_token"] = tokens[1]  # the same B each time, to the letter
             else:
                 tokens.append(body["next_page_token"])
+
+    def reset_malformed(self) -> None:
+        """Forget the pages answered malformed (the next ones asked are malformed again)."""
+        with self._lock:
+            self._malformed.clear()
+
+    def malform_page(self, name: str, path: str, query: dict[str, list[str]], body: dict[str, t.Any]) -> None:
+        """Answer a page of route ``name`` malformed, as the ``malformed_page_*`` settings say.
+
+        Only pages that hold records (for "token": that have a next page) are: a page
+        answered malformed on an empty list would lose nothing. A page is told apart by
+        its path and whole query, page token included, so asking it again (as a
+        re-read does) counts towards its ``malformed_page_times``.
+        """
+        config, key = self.config, RECORDS_KEYS.get(name)
+        if key is None or name not in config.malformed_page_routes:
+            return
+        shape = config.malformed_page_shape
+        if not body.get("next_page_token" if shape == "token" else key):
+            return
+        page = json.dumps([path, {k: sorted(v) for k, v in query.items()}], sort_keys=True)
+        with self._lock:
+            answered = self._malformed.setdefault(name, {})
+            if page not in answered and 0 < config.malformed_page_count <= len(answered):
+                return
+            if answered.get(page, 0) >= config.malformed_page_times:
+                return
+            answered[page] = answered.get(page, 0) + 1
+        self.stats.count("faults", f"malformed_page {name}")
+        if shape == "token":
+            body["next_page_token"] = 4242
+        elif shape == "missing":
+            del body[key]
+        else:
+            body[key] = {"null": None, "string": json.dumps(body[key]), "object": {}}[shape]
 
     @property
     def url(self) -> str:
@@ -725,6 +781,7 @@ def _handler_for(emulator: Emulator) -> type[BaseHTTPRequestHandler]:
                     return
                 body = getattr(api, handler)(url_path, query, **groups)
                 emulator.loop_token(name, query, body)
+                emulator.malform_page(name, url_path, query, body)
                 if fault == "truncated":
                     emulator.stats.count("faults", fault)
                     data = json.dumps(body).encode()
@@ -800,8 +857,12 @@ def _admin_post(emulator: Emulator, path: str, body: dict[str, t.Any]) -> dict[s
         for key, value in body.items():
             if not hasattr(emulator.config, key):
                 raise _zoom_error(400, 300, f"Unknown setting: {key}")
+            if key == "malformed_page_shape" and value not in MALFORMED_SHAPES:
+                raise _zoom_error(400, 300, f"Unknown malformed_page_shape: {value}")
             setattr(emulator.config, key, value)
         if "fault_seed" in body:
             emulator._faults.seed(body["fault_seed"])
+        if any(key.startswith("malformed_page_") for key in body):
+            emulator.reset_malformed()
         return asdict(emulator.config)
     raise _zoom_error(404, 404, "Not found")
