@@ -306,8 +306,10 @@ def test_each_duckdb_run_loads_the_emulators_account(line: str, emulator: Emulat
     if "dbt-duckdb:build" in line:
         # the mart counts every loaded message once
         query = "select sum(messages) from zoom_sms_marts.messages_per_day"
-        script = f"import duckdb, sys; print(duckdb.connect(sys.argv[1], read_only=True).sql({query!r}).fetchone()[0])"
+        connect = "import duckdb, sys; c = duckdb.connect(sys.argv[1], read_only=True)"
+        script = f"{connect}; print(c.sql({query!r}).fetchone()[0])"
         summed = subprocess.run(  # noqa: S603
-            [str(DUCKDB_PYTHON), "-c", script, str(database)], capture_output=True, text=True, check=True
-        ).stdout
-        assert int(summed) == loaded["sms_messages"][0]
+            [str(DUCKDB_PYTHON), "-c", script, str(database)], capture_output=True, text=True, check=False
+        )
+        assert summed.returncode == 0, summed.stderr[-2000:]
+        assert int(summed.stdout) == loaded["sms_messages"][0]
