@@ -1,4 +1,4 @@
-"""The README's shell commands, read from its text, and a way to run them as written."""
+"""The shell commands of the README and of docs/, read from their text, and a way to run them as written."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from pathlib import Path
 from tests.projects import MELTANO, ROOT, clean_env, require
 
 README = ROOT / "README.md"
+#: The user-facing pages: the README, then docs/ in name order.
+PAGES = [README, *sorted((ROOT / "docs").glob("*.md"))]
 #: Runs a README line with ``meltano`` as the installed Meltano, ``meltano run`` as a dry run
 #: (it resolves the plugins and the blocks, and moves no data).
 MELTANO_SHIM = """
@@ -18,9 +20,9 @@ meltano() {
 """
 
 
-def bash_blocks() -> list[str]:
-    """The README's bash code blocks."""
-    return re.findall(r"^```bash\n(.*?)^```", README.read_text(), re.MULTILINE | re.DOTALL)
+def bash_blocks(page: Path = README) -> list[str]:
+    """The bash code blocks of ``page`` (the README unless told)."""
+    return re.findall(r"^```bash\n(.*?)^```", page.read_text(), re.MULTILINE | re.DOTALL)
 
 
 def meltano_lines(block: str) -> list[str]:
@@ -28,13 +30,13 @@ def meltano_lines(block: str) -> list[str]:
     return [line for line in block.splitlines() if line.startswith("meltano ")]
 
 
-def inline_meltano_commands() -> list[str]:
-    """The ``meltano run`` and ``meltano config`` commands quoted inline in the README's prose.
+def inline_meltano_commands(page: Path = README) -> list[str]:
+    """The ``meltano run`` and ``meltano config`` commands quoted inline in the prose of ``page``.
 
     Other inline mentions (``meltano init``, ``meltano add --from-ref``, a bare ``meltano config set``)
     name a command rather than give one to run here.
     """
-    prose = re.sub(r"^```.*?^```", "", README.read_text(), flags=re.MULTILINE | re.DOTALL)
+    prose = re.sub(r"^```.*?^```", "", page.read_text(), flags=re.MULTILINE | re.DOTALL)
     return re.findall(r"`(meltano (?:run|config) [^`\s]+ [^`\s][^`\n]*)`", prose)
 
 
