@@ -146,5 +146,5 @@ def _describe(url: str, failure: ssl.SSLCertVerificationError, verify: str | boo
     return (
         f"the TLS certificate of {parts.scheme}://{parts.netloc} could not be verified against {against}: "
         f"{failure.verify_message or failure.reason}. If a proxy or gateway on this network inspects TLS, "
-        "set REQUESTS_CA_BUNDLE to its CA certificate (see the README)"
+        "set REQUESTS_CA_BUNDLE to its CA certificate (see docs/proxy.md)"
     )
