@@ -45,14 +45,19 @@ def meltano_run(emulator: Emulator, target: str, state_suffix: str, env: dict[st
     assert emulator.config.client_secret not in result.stdout + result.stderr
 
 
-def test_meltano_into_postgres_loads_everything_and_upserts(postgres: Postgres, emulator: Emulator) -> None:
-    env = {
+def postgres_env(postgres: Postgres) -> dict[str, str]:
+    """target-postgres's settings for the throwaway cluster, as Meltano environment variables."""
+    return {
         "TARGET_POSTGRES_HOST": "127.0.0.1",
         "TARGET_POSTGRES_PORT": str(postgres.port),
         "TARGET_POSTGRES_USER": "postgres",
         "TARGET_POSTGRES_PASSWORD": "unused",
         "TARGET_POSTGRES_DATABASE": "zoom",
     }
+
+
+def test_meltano_into_postgres_loads_everything_and_upserts(postgres: Postgres, emulator: Emulator) -> None:
+    env = postgres_env(postgres)
     suffix = uuid.uuid4().hex
     meltano_run(emulator, "target-postgres", suffix, env)
 
@@ -96,14 +101,7 @@ def test_text_postgres_refuses_arrives_repaired(postgres: Postgres) -> None:
         when = em.account.anchor - dt.timedelta(hours=1)
         broken = em.account.add_message(session_id, when, "broken emoji \ud83d")
         nul = em.account.add_message(session_id, when + dt.timedelta(minutes=1), "nul \x00 here")
-        env = {
-            "TARGET_POSTGRES_HOST": "127.0.0.1",
-            "TARGET_POSTGRES_PORT": str(postgres.port),
-            "TARGET_POSTGRES_USER": "postgres",
-            "TARGET_POSTGRES_PASSWORD": "unused",
-            "TARGET_POSTGRES_DATABASE": "zoom",
-            "TARGET_POSTGRES_DEFAULT_TARGET_SCHEMA": "zoom_text",
-        }
+        env = {**postgres_env(postgres), "TARGET_POSTGRES_DEFAULT_TARGET_SCHEMA": "zoom_text"}
         meltano_run(em, "target-postgres", uuid.uuid4().hex, env)
         expected = truth_counts(em)["sms_messages"]
     ids = f"'{broken['message_id']}', '{nul['message_id']}'"
