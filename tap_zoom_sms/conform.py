@@ -188,11 +188,10 @@ def _fits_check(node: _Node) -> Check:
     Built once per schema node: the common record, which matches, costs a type test per
     field and a loop per object or array.
     """
-    allowed = frozenset(py for kind in node.types for py in _PY_TYPES.get(kind, ()))
     if not node.types:
         return lambda _: True
-    if "boolean" not in node.types:
-        allowed -= {bool}
+    # exact types: a bool is not taken for an integer (type(True) is bool, not int)
+    allowed = frozenset(py for kind in node.types for py in _PY_TYPES.get(kind, ()))
     props = [(key, _fits_check(sub)) for key, sub in node.properties.items()]
     items = _fits_check(node.items) if node.items is not None else None
     items_nullable = node.items is None or "null" in node.items.types or not node.items.types
@@ -327,7 +326,6 @@ class RecordChecks:
         self._text = text
         self._compiled: dict[str, _Node] = {}
         self._checks: dict[str, Check] = {}
-        self._keys: dict[str, tuple[str, ...]] = {}
         self._lock = threading.Lock()
         self._warned: set[tuple[str, str, str, str]] = set()
         self.counts: collections.Counter[str] = collections.Counter()
@@ -345,22 +343,17 @@ class RecordChecks:
         page). ``where`` names the request the record came from, for the reports.
         """
         node = self._node(stream, schema)
-        keys = self._keys.get(stream)
-        if keys is None:
-            keys = self._keys[stream] = tuple(sorted(KEYS_FROM_ZOOM.get(stream, ())))
         fast = type(record) is dict and not (text and self._text)
-        if fast and self._fits(stream, node)(record) and all(type(record.get(k)) is str and record[k] for k in keys):
+        if fast and self._fits(stream, node)(record) and missing_key(stream, record) is None:
             return record  # the common case: nothing to change
         if not isinstance(record, dict):
             self._skip(stream, Problem("(record)", "skipped", _kind(record)), where)
             return None
         walk = _Walk(text=text and self._text)
         conformed = walk.object(record, node, "")
-        for key in keys:
-            value = conformed.get(key)
-            if not isinstance(value, str) or not value:
-                self._skip(stream, Problem(key, "skipped", _kind(record.get(key)) if key in record else "none"), where)
-                return None
+        if (key := missing_key(stream, conformed)) is not None:
+            self._skip(stream, Problem(key, "skipped", _kind(record.get(key)) if key in record else "none"), where)
+            return None
         for problem in walk.problems:
             self._report(stream, problem, where)
         return conformed
@@ -419,12 +412,23 @@ class RecordChecks:
 
 
 #: The keys each stream's records must carry from Zoom (the tap adds the others).
-KEYS_FROM_ZOOM: dict[str, frozenset[str]] = {
-    "sms_sessions": frozenset({"session_id"}),
-    "sms_messages": frozenset({"message_id"}),
-    "attachments": frozenset({"id"}),
-    "contact_center_sms": frozenset({"engagement_id"}),
+KEYS_FROM_ZOOM: dict[str, tuple[str, ...]] = {
+    "sms_sessions": ("session_id",),
+    "sms_messages": ("message_id",),
+    "attachments": ("id",),
+    "contact_center_sms": ("engagement_id",),
 }
+
+
+def missing_key(stream: str, record: t.Mapping[str, t.Any]) -> str | None:
+    """Return the first key of ``stream`` that ``record`` lacks as a non-empty string, or None if it can be placed."""
+    for key in KEYS_FROM_ZOOM.get(stream, ()):
+        value = record.get(key)
+        if type(value) is not str or not value:
+            return key
+    return None
+
+
 _COUNTED = {
     "coerced": "values coerced",
     "nulled": "values nulled",

@@ -27,6 +27,7 @@ from http import HTTPStatus
 
 from tap_zoom_sms import interrupts
 from tap_zoom_sms.client import BaseStream, ZoomStream
+from tap_zoom_sms.conform import missing_key
 from tap_zoom_sms.discovery import (
     SAMPLE_FROM_WINDOWS,
     BoundaryMessages,
@@ -646,7 +647,7 @@ class AttachmentsStream(BaseStream):
 
 def _placeable(attachment: dict[str, t.Any]) -> bool:
     """Say whether an attachment has the id that keys its record and names its file."""
-    return isinstance(attachment.get("id"), str) and bool(attachment["id"])
+    return missing_key("attachments", attachment) is None
 
 
 class MessageLookup:
