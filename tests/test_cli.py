@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import http.server
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -61,15 +62,17 @@ def local_zoom() -> t.Iterator[tuple[str, dict]]:
         server.server_close()
 
 
-def run_cli(tmp_path: Path, config: dict) -> subprocess.CompletedProcess[str]:
+def run_cli(tmp_path: Path, config: dict, **environ: str) -> subprocess.CompletedProcess[str]:
+    """Run the tap's command line with ``config``, in this process's environment plus ``environ``."""
     path = tmp_path / "config.json"
     path.write_text(json.dumps(config))
     return subprocess.run(  # noqa: S603
         [sys.executable, "-m", "tap_zoom_sms", "--config", str(path)],
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=120,
         check=False,
+        env={**os.environ, **environ},
     )
 
 

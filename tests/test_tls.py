@@ -9,14 +9,11 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import http.server
-import json
 import logging
-import os
 import select
 import socket
 import ssl
 import subprocess
-import sys
 import threading
 import time
 import typing as t
@@ -38,6 +35,7 @@ from tap_zoom_sms.network import CA_BUNDLE_VARIABLES, plain_http_warning
 from tap_zoom_sms.ratelimit import RateLimitedSession, RateLimiter
 from tap_zoom_sms.tap import TapZoomSms
 from tests.conftest import run_tap
+from tests.test_cli import run_cli
 
 ERROR_PREFIX = "tap-zoom-sms: error: "
 #: A name that resolves nowhere: only the test's proxy knows it is 127.0.0.1, so a request
@@ -195,20 +193,6 @@ def tap_config(em: Emulator, tmp_path: Path, **overrides: t.Any) -> dict[str, t.
         heavy_requests_per_second=0,
         attachments_download_path=str(tmp_path / "files"),
         **overrides,
-    )
-
-
-def run_cli(tmp_path: Path, config: dict[str, t.Any], **environ: str) -> subprocess.CompletedProcess[str]:
-    """Run the tap's command line with the test's environment (no CA bundle) plus ``environ``."""
-    path = tmp_path / "config.json"
-    path.write_text(json.dumps(config))
-    return subprocess.run(  # noqa: S603
-        [sys.executable, "-m", "tap_zoom_sms", "--config", str(path)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        env={**os.environ, **environ},
     )
 
 
