@@ -18,7 +18,7 @@ from pathlib import Path
 
 import yaml
 
-from tap_zoom_sms.tap import CREDENTIALS
+from tap_zoom_sms.settings.schema import CREDENTIALS
 
 ROOT = Path(__file__).resolve().parent.parent
 HUB_FILE = ROOT / "hub" / "tap-zoom-sms.yml"

@@ -15,6 +15,7 @@ from singer_sdk.authenticators import BearerTokenAuthenticator, OAuthAuthenticat
 
 from tap_zoom_sms.errors import AuthError
 from tap_zoom_sms.network import EnvironmentSession
+from tap_zoom_sms.sdk import replace_token_session
 
 #: Attempts at the token endpoint when it cannot be reached or answers 5xx: with
 #: request_timeout T and backoff waits of at most 1, 2 and 4 s, a token request gives
@@ -88,9 +89,10 @@ class ZoomS2SAuthenticator(OAuthAuthenticator):
         # One layer of retries, ours (see _request_token): the SDK's session also retries
         # https POSTs ten times inside each attempt, so a token endpoint that cannot be
         # reached took minutes to report.
-        self._session = _TimeoutSession(timeout)
+        session = _TimeoutSession(timeout)
         if on_response is not None:
-            self._session.hooks["response"].append(lambda response, *_, **__: on_response(response))
+            session.hooks["response"].append(lambda response, *_, **__: on_response(response))
+        replace_token_session(self, session)
 
     def authenticate_request(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
         """Add the bearer token, renewing it first if needed (one renewal at a time across threads)."""

@@ -11,17 +11,14 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import requests
-from singer_sdk import RESTStream, SchemaDirectory, Stream, StreamSchema
+from singer_sdk import RESTStream, SchemaDirectory, StreamSchema
 from singer_sdk.exceptions import RetriableAPIError
-from singer_sdk.helpers._util import utc_now
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.mapper import RemoveRecordTransform
-from singer_sdk.singerlib import RecordMessage
 
 from tap_zoom_sms import retries
 from tap_zoom_sms.errors import AuthError, DailyLimitError, PageTokenExpiredError, ZoomAPIError
 from tap_zoom_sms.pagination import WINDOW_READ, WindowPage, WindowPaginator, next_page_token
-from tap_zoom_sms.ratelimit import RateLimitedSession
 from tap_zoom_sms.responses import (
     PAGE_TOKEN_CODES,
     MalformedResponseError,
@@ -33,6 +30,7 @@ from tap_zoom_sms.responses import (
     zoom_json,
 )
 from tap_zoom_sms.retries import TRANSIENT, Retrying
+from tap_zoom_sms.sdk import StreamHooks
 from tap_zoom_sms.windows import Window, WindowDedupe, format_zoom_time
 
 if t.TYPE_CHECKING:
@@ -41,7 +39,7 @@ if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
 
     from tap_zoom_sms.auth import StaticTokenAuthenticator, ZoomS2SAuthenticator
-    from tap_zoom_sms.tap import TapZoomSms
+    from tap_zoom_sms.run import RunServices
 
 #: Restarts of one window after Zoom rejects its page token, before giving up.
 MAX_WINDOW_RESTARTS = 3
@@ -62,28 +60,25 @@ def schema_directory() -> SchemaDirectory:
 SCHEMAS = schema_directory()
 
 
-class BaseStream(Stream):
+class BaseStream(StreamHooks):
     """What every stream of the tap shares, whether it makes requests or not.
 
-    - No type conformance: records are decoded from Zoom's JSON, so every value is
-      already a JSON type, and the schemas allow properties Zoom adds later. The SDK's
-      recursive conformance would rebuild every record to the same result; it is the
-      largest per-record cost after encoding.
-    - The SCHEMA message is written once per run. The SDK writes it at every sync of a
-      child stream, that is once per session for messages and once per message for
-      attachments; some targets (target-duckdb among them) flush their batches at
-      each SCHEMA message and dropped rows when it came thousands of times.
+    - It is given the run's services (:class:`~tap_zoom_sms.run.RunServices`) when made.
+    - No type conformance: records are decoded from Zoom's JSON and made to match their
+      schema as their page is parsed (:mod:`tap_zoom_sms.conform`), so every value is
+      already a JSON type of its schema; the SDK's recursive conformance would rebuild
+      every record to the same result, the largest per-record cost after encoding.
+    - The SCHEMA message is written once per run, and no bookmark moves per record
+      (see :class:`~tap_zoom_sms.sdk.StreamHooks`).
     """
 
     schema = StreamSchema(SCHEMAS)
     TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
-    _schema_written = False
-    _tap: TapZoomSms
 
-    def _write_schema_message(self) -> None:
-        if not self._schema_written:
-            super()._write_schema_message()
-            self._schema_written = True
+    def __init__(self, *args: t.Any, services: RunServices, **kwargs: t.Any) -> None:
+        """Make the stream for a run served by ``services``."""
+        self.services = services
+        super().__init__(*args, **kwargs)
 
     def carries(self, record: dict[str, t.Any]) -> bool:
         """Say whether ``record``'s children are to be read: not if a stream map's ``__filter__`` drops it.
@@ -96,35 +91,9 @@ class BaseStream(Stream):
         stream_map = self.stream_maps[0]
         return isinstance(stream_map, RemoveRecordTransform) or bool(stream_map.get_filter_result(record))
 
-    @cached_property
-    def _every_field_selected(self) -> bool:
-        return all(self.mask.values())
-
-    def _write_record_message(self, record: dict) -> None:
-        """Write a record's messages, and count the record in the run's progress."""
-        self._tap.progress.record(self.name)
-        super()._write_record_message(record)
-
-    def _generate_record_messages(self, record: dict) -> t.Generator[RecordMessage, None, None]:
-        """Build the RECORD messages, without the per-record walks that would change nothing.
-
-        The SDK walks every record to drop deselected fields and to conform types. When
-        every field is selected (the usual catalog) and conformance is off (see above),
-        both leave the record as it is; otherwise the SDK's own path runs.
-        """
-        if not self._every_field_selected or self.TYPE_CONFORMANCE_LEVEL != TypeConformanceLevel.NONE:
-            yield from super()._generate_record_messages(record)
-            return
-        extracted = utc_now()
-        for stream_map in self.stream_maps:
-            mapped = stream_map.transform(record)
-            if mapped is not None:
-                yield RecordMessage(
-                    stream=stream_map.stream_alias,
-                    record=mapped,
-                    version=self._stream_version,
-                    time_extracted=extracted,
-                )
+    def record_written(self) -> None:
+        """Count the record in the run's progress."""
+        self.services.progress.record(self.name)
 
 
 class ZoomStream(BaseStream, RESTStream[WindowPage]):
@@ -164,13 +133,12 @@ class ZoomStream(BaseStream, RESTStream[WindowPage]):
     @property
     def authenticator(self) -> ZoomS2SAuthenticator | StaticTokenAuthenticator:
         """Return the tap's one authenticator, so every stream shares one token."""
-        return self._tap.zoom_auth
+        return self.services.auth
 
     @cached_property
     def requests_session(self) -> requests.Session:
         """Return a session paced by the limiter of this endpoint's label."""
-        limiter = self._tap.rate_limiters[self.rate_limit_label]
-        return RateLimitedSession(limiter, self._tap.progress.response, first=self.paced_first)
+        return self.services.session(self.rate_limit_label, first=self.paced_first)
 
     @property
     def timeout(self) -> int:
@@ -194,7 +162,7 @@ class ZoomStream(BaseStream, RESTStream[WindowPage]):
                     try:
                         wait = retrying.wait_after(exc)
                     except DailyLimitError as limit:
-                        self._tap.rate_limiters[label].close(limit)
+                        self.services.limiters[label].close(limit)
                         raise
                     retrying.log(exc, wait)
                     retries.sleep(wait)
@@ -242,7 +210,7 @@ class ZoomStream(BaseStream, RESTStream[WindowPage]):
         """
         windows = self.windows(context)
         if self.shows_progress:
-            windows = self._tap.progress.windows(self.name, windows, self._tap.end_date)
+            windows = self.services.progress.windows(self.name, windows, self.services.end_date)
         first = next(windows, None)
         if first is None:
             return
@@ -282,7 +250,7 @@ class ZoomStream(BaseStream, RESTStream[WindowPage]):
 
     def conformed(self, records: t.Iterable[t.Any], response: requests.Response) -> t.Iterator[dict[str, t.Any]]:
         """Yield ``records`` of ``response`` as this stream's schema declares them, skipping those with no key."""
-        checks = self._tap.record_checks
+        checks = self.services.record_checks
         text = checks.text_to_repair(response.content)
         where = self._where(response)
         for record in records:
@@ -375,15 +343,6 @@ class ZoomStream(BaseStream, RESTStream[WindowPage]):
             raise AuthError(f"{exc} ({describe_error(response)})") from None
         raise RetriableAPIError(describe_error(response), response)
 
-    def _increment_stream_state(self, latest_record: dict, *, context: Context | None = None) -> None:
-        """Do not move bookmarks per record (the SDK's default), see :meth:`commit_bookmark`.
-
-        Records within a window arrive in no useful order; a per-record bookmark
-        would either claim progress mid-window (losing the rest of the window on a
-        kill) or, as the SDK does for unsorted streams, only be promoted at the very
-        end of the run (losing all progress of an interrupted run).
-        """
-
     def commit_bookmark(self, value: dt.datetime, context: Context | None = None, **extra: str) -> None:
         """Record that everything up to ``value`` (in ``context``'s partition) has been emitted, and emit STATE."""
         state = self.get_context_state(context)
@@ -391,4 +350,4 @@ class ZoomStream(BaseStream, RESTStream[WindowPage]):
         state["replication_key_value"] = format_zoom_time(value)
         state.update(extra)
         self.state_manager.is_flushed = False
-        self._write_state_message()
+        self.write_state_message()

@@ -8,7 +8,7 @@ worker in another region (about 1 s): more workers than the latency needs cost a
 thread each and wait their turn at the limiter, fewer leave the limit unused.
 
 The sessions stream reads up to ``4 x workers`` fetches ahead (see
-:mod:`tap_zoom_sms.prefetch`), ``2 x workers`` of them started, and the workers start
+:mod:`tap_zoom_sms.readahead.prefetch`), ``2 x workers`` of them started, and the workers start
 the next themselves. The session list's next page takes the limiter's next turn
 (see :mod:`tap_zoom_sms.ratelimit`) and one latency, while the fetches ahead hold
 ``4 x workers`` requests, ``4 x workers / R`` seconds of the limit: four times the

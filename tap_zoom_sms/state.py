@@ -21,7 +21,8 @@ import typing as t
 from dataclasses import dataclass, field
 
 from tap_zoom_sms.errors import SettingsError
-from tap_zoom_sms.settings import EARLIEST_DATE, json_kind
+from tap_zoom_sms.settings.checks import EARLIEST_DATE
+from tap_zoom_sms.settings.sources import json_kind
 from tap_zoom_sms.windows import format_zoom_time, parse_time
 
 if t.TYPE_CHECKING:
@@ -80,7 +81,7 @@ def usable_state(value: t.Any, source: str, layout: Layout, logger: logging.Logg
     partitions of streams that have none (``sms_messages`` had one per session), those
     of ``sms_sessions`` not keyed by user, and those of users no longer in
     ``user_ids`` beyond the :data:`IDLE_USERS_KEPT` read last. An instant before
-    :data:`~tap_zoom_sms.settings.EARLIEST_DATE` (``0001-01-01T00:00:00Z``, as some tools
+    :data:`~tap_zoom_sms.settings.checks.EARLIEST_DATE` (``0001-01-01T00:00:00Z``, as some tools
     write "no date") is read as that date, which means from start_date (it cannot be
     earlier), and leaves the bookmark arithmetic within the years a date can hold.
     """

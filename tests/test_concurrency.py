@@ -12,7 +12,6 @@ import typing as t
 import pytest
 
 from bench.runner import KEYS, truth
-from tap_zoom_sms import prefetch
 from tap_zoom_sms.concurrency import (
     MAX_WORKERS,
     UNLIMITED_WORKERS,
@@ -22,7 +21,9 @@ from tap_zoom_sms.concurrency import (
 from tap_zoom_sms.emulator import DatasetSpec, Emulator
 from tap_zoom_sms.errors import SettingsError
 from tap_zoom_sms.ratelimit import HEADROOM
-from tap_zoom_sms.streams import phone
+from tap_zoom_sms.readahead import prefetch
+from tap_zoom_sms.readahead.queue import Activity
+from tap_zoom_sms.streams import sessions
 from tap_zoom_sms.tap import TapZoomSms
 from tests.conftest import run_tap
 from tests.fakezoom import base_config
@@ -58,9 +59,9 @@ def test_an_explicit_setting_wins_over_the_default() -> None:
 def test_the_tap_sizes_from_its_settings_and_the_schema_has_no_fixed_default() -> None:
     schema = TapZoomSms.config_jsonschema["properties"]["max_concurrent_requests"]
     assert "default" not in schema
-    assert TapZoomSms(config=base_config(medium_requests_per_second=10)).message_workers == 15
+    assert TapZoomSms(config=base_config(medium_requests_per_second=10)).services.workers == 15
     assert TapZoomSms(config=base_config(medium_requests_per_second=10)).config.get("max_concurrent_requests") is None
-    assert TapZoomSms(config=base_config(max_concurrent_requests=5)).message_workers == 5
+    assert TapZoomSms(config=base_config(max_concurrent_requests=5)).services.workers == 5
 
 
 @pytest.mark.parametrize("value", [0, MAX_WORKERS + 1])
@@ -103,7 +104,7 @@ class RecordingPrefetcher(prefetch.Prefetcher):
 def test_a_run_fetches_with_the_sized_workers_and_a_bounded_read_ahead(
     monkeypatch: pytest.MonkeyPatch, settings: dict[str, int], workers: int, months: int
 ) -> None:
-    monkeypatch.setattr(phone, "Prefetcher", RecordingPrefetcher)
+    monkeypatch.setattr(sessions, "Prefetcher", RecordingPrefetcher)
     RecordingPrefetcher.instances = []
     spec = DatasetSpec(seed=12, sessions=150, engagements=0, months=months, busy_share=0.0)
     with Emulator(spec) as emulator:
@@ -191,14 +192,14 @@ def test_months_that_list_no_session_do_not_pile_up_in_the_read_ahead(monkeypatc
     must still hold two months at most, not every month of the range.
     """
     held: list[tuple[int, int]] = []  # (window ends, active sessions) read ahead, after each window
-    on_window_done = phone.SmsSessionsStream.on_window_done
+    on_window_done = sessions.SmsSessionsStream.on_window_done
 
-    def recording(self: phone.SmsSessionsStream, *args: t.Any) -> None:
+    def recording(self: sessions.SmsSessionsStream, *args: t.Any) -> None:
         on_window_done(self, *args)
-        ahead = self._ahead or ()
-        held.append((self._windows_ahead, sum(isinstance(item, phone._Activity) for item in ahead)))
+        ahead = self._ahead
+        held.append((ahead.windows, ahead.count(Activity)) if ahead is not None else (0, 0))
 
-    monkeypatch.setattr(phone.SmsSessionsStream, "on_window_done", recording)
+    monkeypatch.setattr(sessions.SmsSessionsStream, "on_window_done", recording)
     with Emulator(DatasetSpec(seed=21, sessions=120, engagements=0, months=8, busy_share=0.0)) as emulator:
         latest = emulator.account.anchor - dt.timedelta(minutes=5)
         for (session_id,) in truth(emulator)["sms_sessions"]:

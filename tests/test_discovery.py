@@ -13,7 +13,10 @@ import pytest
 
 from bench.fault_suite import stopped_runs
 from bench.runner import KEYS, truth
-from tap_zoom_sms.discovery import BoundaryMessages, Discovery, DiscoveryFellShortError, sample_size
+from tap_zoom_sms.discovery.boundary import BoundaryMessages
+from tap_zoom_sms.discovery.lists import DiscoveryFellShortError
+from tap_zoom_sms.discovery.months import Discovery
+from tap_zoom_sms.discovery.sample import sample_size
 from tap_zoom_sms.emulator import DatasetSpec, Emulator
 from tap_zoom_sms.emulator.data import ME_OWNER, _id
 from tap_zoom_sms.windows import Window, month_windows, parse_time

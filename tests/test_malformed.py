@@ -1,7 +1,7 @@
 """What Zoom sends is input: text no target can take, and records that do not match their schemas.
 
 Each of these stopped a run with a traceback, on every run, or passed a record a strict
-target refuses later (see tap_zoom_sms/conform.py).
+target refuses later (see tap_zoom_sms/conform/).
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from tap_zoom_sms.conform import MalformedRecordError, RecordChecks, page_has_bad_text, repair_text
+from tap_zoom_sms.conform.records import MalformedRecordError, RecordChecks
+from tap_zoom_sms.conform.values import page_has_bad_text, repair_text
 from tests.conftest import TapRun, run_tap
 from tests.fakezoom import FakeZoom
 

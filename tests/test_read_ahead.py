@@ -9,9 +9,9 @@ import typing as t
 import pytest
 
 from bench.runner import truth
-from tap_zoom_sms import prefetch
 from tap_zoom_sms.emulator import DatasetSpec, Emulator
-from tap_zoom_sms.streams import phone
+from tap_zoom_sms.readahead import prefetch
+from tap_zoom_sms.streams import sessions as sessions_stream
 from tests.conftest import run_tap
 from tests.test_concurrency import wait_until
 
@@ -242,7 +242,7 @@ class CountingPrefetcher(prefetch.Prefetcher):
 
 
 def test_a_run_writes_sessions_larger_than_the_budget_whole_and_in_order(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(phone, "Prefetcher", CountingPrefetcher)
+    monkeypatch.setattr(sessions_stream, "Prefetcher", CountingPrefetcher)
     CountingPrefetcher.instances = []
     spec = DatasetSpec(seed=14, sessions=8, engagements=0, months=1, messages_per_session=1500)
     with Emulator(spec) as emulator:

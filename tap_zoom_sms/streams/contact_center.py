@@ -31,12 +31,12 @@ class ContactCenterSmsStream(ZoomStream):
 
     def windows(self, context: Context | None) -> t.Iterator[Window]:  # noqa: ARG002
         """Read from the bookmark less the lookback (not before start_date) to the end."""
-        start = self._tap.start_date
+        start = self.services.start_date
         bookmark = self.stream_state.get("replication_key_value")
         if bookmark:
             lookback = dt.timedelta(hours=self.config["contact_center_lookback_hours"])
             start = max(start, parse_time(bookmark) - lookback)
-        return month_windows(start, self._tap.end_date)
+        return month_windows(start, self.services.end_date)
 
     def on_window_done(self, window: Window, last: bool, covered: dt.datetime) -> None:  # noqa: ARG002
         """Advance the bookmark to what ``window`` covered."""

@@ -10,44 +10,18 @@ the closest one it does.
 
 from __future__ import annotations
 
-import datetime as dt
 import difflib
 import json
-import math
 import os
 import typing as t
 
 from dotenv import find_dotenv, load_dotenv
-from singer_sdk.helpers import _typing
 
 from tap_zoom_sms.errors import SettingsError
+from tap_zoom_sms.sdk import schema_types
 
 TRUE = frozenset({"true", "1", "yes", "on"})
 FALSE = frozenset({"false", "0", "no", "off", ""})
-
-# What the tap's arithmetic on settings can hold. A value outside these ranges passed the
-# JSON schema (1e9 is an integer to it; NaN and Infinity are numbers to Python's JSON) and
-# then ended a run with a traceback after records were written; now it is refused first.
-
-#: The earliest start_date, and the earliest bookmark that means anything: Zoom holds nothing
-#: older, and a year before 1000 is not even written as Zoom's dates are (``1-01-01T...``).
-EARLIEST_DATE = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
-#: The latest end_date: a later one is a placeholder for "no end" (leave end_date unset for
-#: that), and the tap's month arithmetic ends in year 9999.
-LATEST_END_DATE = dt.datetime(2100, 1, 1, tzinfo=dt.timezone.utc)
-#: The longest look-back (``lookback_minutes``, ``contact_center_lookback_hours``): a longer one
-#: reads from start_date anyway, and a bookmark less it must stay a date.
-MAX_LOOKBACK = dt.timedelta(days=100 * 365)
-#: The client-side rates accepted besides 0 (no limit), in requests per second: from one request
-#: in 100 seconds to far beyond any Zoom plan's limit.
-RATE_RANGE = (0.01, 1000)
-#: The longest request_timeout, in seconds: a Zoom response slower than an hour is a hung connection.
-MAX_REQUEST_TIMEOUT = 3600
-
-
-def finite_number(value: t.Any) -> bool:
-    """Say whether ``value`` is a JSON number the tap can compute with (not a boolean, NaN or infinite)."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def load_json_object(text: str, source: str) -> dict[str, t.Any]:
@@ -106,21 +80,23 @@ def environment_config(schema: dict[str, t.Any], prefix: str) -> dict[str, t.Any
 def _convert(value: str, schema: dict[str, t.Any], name: str) -> t.Any:
     """Convert a variable's text to the setting's JSON type, or fail naming the variable."""
     try:
-        if _typing.is_boolean_type(schema):
+        if schema_types.is_boolean_type(schema):
             return _boolean(value)
-        if _typing.is_integer_type(schema):
+        if schema_types.is_integer_type(schema):
             return int(value)
-        if _typing.is_number_type(schema):
+        if schema_types.is_number_type(schema):
             number = float(value)
             return int(number) if number.is_integer() else number
-        if _typing.is_array_type(schema):
-            return _array(value, strings=_typing.is_string_array_type(schema))
-        if _typing.is_object_type(schema):
+        if schema_types.is_array_type(schema):
+            return _array(value, strings=schema_types.is_string_array_type(schema))
+        if schema_types.is_object_type(schema):
             return load_json_object(value, f"environment variable {name}")
     except SettingsError:
         raise
     except ValueError:
-        kind = next(k for k in ("boolean", "integer", "number", "array") if getattr(_typing, f"is_{k}_type")(schema))
+        kind = next(
+            k for k in ("boolean", "integer", "number", "array") if getattr(schema_types, f"is_{k}_type")(schema)
+        )
         raise SettingsError(f"environment variable {name}={value!r} is not {_article(kind)} {kind}") from None
     return value
 

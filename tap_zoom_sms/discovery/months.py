@@ -1,0 +1,100 @@
+"""Which sessions have messages in each month of one run (one partition) of the sessions stream, checked."""
+
+from __future__ import annotations
+
+import typing as t
+from concurrent.futures import Future, ThreadPoolExecutor
+
+from tap_zoom_sms import interrupts
+from tap_zoom_sms.discovery.lists import ACTIVITY_FILTERS, DiscoveryFellShortError, SessionActivity, month_of
+from tap_zoom_sms.discovery.sample import MessageWalker, SampleCheck
+
+if t.TYPE_CHECKING:
+    import logging
+
+    from singer_sdk.helpers.types import Context
+
+    from tap_zoom_sms.run import RunServices
+    from tap_zoom_sms.windows import Window
+
+
+class Discovery:
+    """The activity lists of each window, read ahead in the background, and the checks that they hold."""
+
+    def __init__(
+        self,
+        services: RunServices,
+        context: Context | None,
+        *,
+        new_walker: t.Callable[[], MessageWalker] | None = None,
+    ) -> None:
+        """Discover in the sessions list of ``context``; with ``new_walker``, run the sample check (:mod:`.sample`)."""
+        self._context = context
+        self._lists = [services.new_stream(SessionActivity, filter_type=f) for f in ACTIVITY_FILTERS]
+        self._sample = (
+            SampleCheck(
+                services.new_stream(SessionActivity, filter_type="last_message_time"),
+                context,
+                new_walker,
+                services.workers,
+            )
+            if new_walker is not None
+            else None
+        )
+        #: the lists of the windows being read, read in the background (one window at a time)
+        self._reader = ThreadPoolExecutor(1, thread_name_prefix="zoom-activity-ahead")
+        self._ahead: dict[Window, Future[dict[str, dict[str, t.Any]]]] = {}
+
+    def read_ahead(self, window: Window) -> None:
+        """Start reading ``window``'s activity lists now, while its sessions are listed.
+
+        At a second of latency, reading them only once the window's list is done would
+        stall the workers for that second, once a month of the range.
+        """
+        self._ahead[window] = self._reader.submit(self._read, window)
+
+    def active(self, window: Window) -> dict[str, dict[str, t.Any]]:
+        """Return the sessions that sent or received a message in ``window``, by id."""
+        future = self._ahead.pop(window, None) or self._reader.submit(self._read, window)
+        return future.result()
+
+    def close(self) -> None:
+        """Stop reading ahead and the sample's walk (after a stop signal, without waiting for a read)."""
+        if self._sample is not None:
+            self._sample.close()
+        self._reader.shutdown(wait=not interrupts.STOP.is_set(), cancel_futures=True)
+
+    def _read(self, window: Window) -> dict[str, dict[str, t.Any]]:
+        """Read both activity lists of ``window`` at once (from the reader's thread only)."""
+        pool = ThreadPoolExecutor(len(self._lists), thread_name_prefix="zoom-activity")
+        try:
+            found: dict[str, dict[str, t.Any]] = {}
+            for sessions in pool.map(lambda activity: activity.sessions(window, self._context), self._lists):
+                found |= sessions
+            return found
+        finally:  # after a stop signal, not waiting for a list blocked in a read
+            pool.shutdown(wait=not interrupts.STOP.is_set(), cancel_futures=True)
+
+    def start_sample(self, windows: t.Sequence[Window], logger: logging.Logger) -> None:
+        """Start the sample check over the range of ``windows`` in the background (see :mod:`.sample`)."""
+        if self._sample is not None and windows:
+            self._sample.start(windows, logger)
+
+    def sampled_among(self, active: set[str]) -> frozenset[str]:
+        """Return the sampled sessions among a window's ``active`` ones (once the sample is chosen)."""
+        return frozenset() if self._sample is None else self._sample.sampled_among(active)
+
+    def check(self, window: Window, active: set[str], listed: set[str]) -> None:
+        """Raise :class:`DiscoveryFellShortError` if ``window``'s activity lists missed a session it lists.
+
+        ``listed`` are the sessions listed in ``window`` by their last message: each
+        must be active there. This costs nothing, and runs as soon as the window is read.
+        """
+        month = month_of(window.start)
+        for session_id in sorted(listed - active):
+            raise DiscoveryFellShortError(session_id, month, "its last message is there")
+
+    def check_sample(self, window: Window, sampled_active: frozenset[str]) -> None:
+        """Raise :class:`DiscoveryFellShortError` if the sample's walk found messages ``window``'s lists missed."""
+        if self._sample is not None:
+            self._sample.check(window, sampled_active)
