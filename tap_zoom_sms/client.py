@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import typing as t
-from functools import cached_property
+from functools import cached_property, partial
 from http import HTTPStatus
 from importlib import resources
 from pathlib import Path
@@ -18,7 +18,8 @@ from singer_sdk.mapper import RemoveRecordTransform
 
 from tap_zoom_sms import retries
 from tap_zoom_sms.errors import AuthError, DailyLimitError, PageTokenExpiredError, ZoomAPIError
-from tap_zoom_sms.pagination import WINDOW_READ, WindowPage, WindowPaginator, next_page_token
+from tap_zoom_sms.pagination import WINDOW_READ, WindowDone, WindowPage, WindowPaginator, next_page_token
+from tap_zoom_sms.readahead.windows import EARLY_DEPTH, WindowsAhead
 from tap_zoom_sms.responses import (
     PAGE_TOKEN_CODES,
     MalformedResponseError,
@@ -114,12 +115,20 @@ class ZoomStream(BaseStream, RESTStream[WindowPage]):
     shows_progress: t.ClassVar[bool] = True
     #: Whether :data:`~tap_zoom_sms.pagination.WINDOW_READ` follows the last record of each window.
     marks_windows: t.ClassVar[bool] = False
+    #: How many windows after the one being written have their list read ahead (0: none).
+    windows_ahead: t.ClassVar[int] = 0
+    #: Whether its lists are read from the run's start, while the streams before it sync (see start_early).
+    starts_early: t.ClassVar[bool] = False
+    _early: WindowsAhead | None = None
     #: Whether its requests go ahead of those waiting at the limiter: a list whose pages the
     #: workers' next fetches depend on (see :class:`tap_zoom_sms.ratelimit.RateLimiter`).
     paced_first: t.ClassVar[bool] = False
 
     _paginator: WindowPaginator
     _windows: t.Iterator[Window]
+    _on_window_done: WindowDone
+    #: the window whose records are being handed over
+    current_window: Window
     _what = "Zoom's list"
     _unauthorized_streak = 0
     #: the URL of the page last found malformed, and how many times in a row it was
@@ -182,7 +191,7 @@ class ZoomStream(BaseStream, RESTStream[WindowPage]):
 
     def get_new_paginator(self) -> WindowPaginator:
         """Return a paginator over the windows :meth:`get_records` prepared."""
-        self._paginator = WindowPaginator(self._windows, self.on_window_done, self._what)
+        self._paginator = WindowPaginator(self._windows, self._on_window_done, self._what)
         return self._paginator
 
     def get_url_params(
@@ -201,27 +210,98 @@ class ZoomStream(BaseStream, RESTStream[WindowPage]):
         return params
 
     def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
-        """Read every window; restart a window whose page token Zoom rejects.
+        """Read every window, in order; a record on the boundary two windows share is emitted once.
 
-        Zoom's page tokens expire after 15 minutes, and a token from a slow window
-        can be refused: the window is then read again from its first page, and the
-        records it already gave are not emitted again. A record on the boundary two
-        windows share is emitted once.
+        With ``windows_ahead``, the next windows' lists are read while the current one
+        is written (see :mod:`tap_zoom_sms.readahead.windows`).
         """
+        if self._early is not None:
+            early, self._early = self._early, None
+            early.open()
+            yield from self._hand_over(early)
+            return
         windows = self.windows(context)
-        if self.shows_progress:
-            windows = self.services.progress.windows(self.name, windows, self.services.end_date)
         first = next(windows, None)
         if first is None:
             return
         self._what = f"GET {urlsplit(self.get_url(context)).path}"
-        self._windows = itertools.chain([first], windows)
+        windows = itertools.chain([first], windows)
+        if self.windows_ahead:
+            yield from self._hand_over(self._windows_ahead(windows, context))
+            return
+        if self.shows_progress:
+            windows = self.services.progress.windows(self.name, windows, self.services.end_date)
+        yield from self.read_windows(context, windows, self.on_window_done)
+
+    def start_early(self) -> None:
+        """Start reading this stream's lists now, in the background, while the streams before it sync.
+
+        For a stream that ``starts_early`` (Contact Center: another rate-limit label, its
+        own limit otherwise idle while the Phone streams sync; a backfill's empty months
+        cost a round trip each). Its records wait within the read-ahead's budget.
+        """
+        if self.starts_early and self.windows_ahead and not self.partitions and self._early is None:
+            self._what = f"GET {urlsplit(self.get_url(None)).path}"
+            self._early = self._windows_ahead(self.windows(None), None, EARLY_DEPTH, early=True)
+
+    def stop_early(self) -> None:
+        """Stop reading ahead what :meth:`start_early` started, if the run ends before this stream syncs."""
+        if self._early is not None:
+            self._early.close()
+            self._early = None
+
+    def _windows_ahead(
+        self, windows: t.Iterator[Window], context: Context | None, depth: int | None = None, *, early: bool = False
+    ) -> WindowsAhead:
+        """Start reading ``windows``' lists in worker threads (see :mod:`tap_zoom_sms.readahead.windows`)."""
+        new_reader = partial(self.services.new_stream, type(self))
+        answered = self.services.await_answer
+        return WindowsAhead(new_reader, windows, context, answered, depth or self.windows_ahead, gate_first=early)
+
+    def _hand_over(self, ahead: WindowsAhead) -> t.Iterator[dict[str, t.Any]]:
+        """Hand the records read ahead over window by window, each window done once its records are out."""
+        dedupe = WindowDedupe(self.primary_keys, str(self.replication_key))
+        shown = ahead.windows()
+        if self.shows_progress:
+            shown = self.services.progress.windows(self.name, shown, self.services.end_date)
+        try:
+            for window in shown:
+                self.current_window = window
+                yield from (r for r in ahead.records(window, self) if dedupe.first_sighting(r, window))
+                if self.marks_windows:
+                    yield WINDOW_READ
+                self.on_window_done(window, ahead.last, ahead.covered(window))
+        finally:
+            ahead.close()
+
+    def read_window(
+        self, window: Window, context: Context | None, covered: dict[Window, dt.datetime]
+    ) -> t.Iterator[dict[str, t.Any]]:
+        """Yield the records of ``window`` alone (each once), then note in ``covered`` what the reading covered."""
+
+        def done(read: Window, last: bool, claim: dt.datetime) -> None:  # noqa: ARG001
+            covered[read] = claim
+
+        return (r for r in self.read_windows(context, iter([window]), done) if r is not WINDOW_READ)
+
+    def read_windows(
+        self, context: Context | None, windows: t.Iterator[Window], on_window_done: WindowDone
+    ) -> t.Iterator[dict[str, t.Any]]:
+        """Read ``windows`` one after another; restart a window whose page token Zoom rejects.
+
+        Zoom's page tokens expire after 15 minutes, and a token from a slow window
+        can be refused: the window is then read again from its first page, and the
+        records it already gave are not emitted again. ``on_window_done`` runs once
+        each window's records are all out.
+        """
+        self._windows, self._on_window_done = windows, on_window_done
         dedupe = WindowDedupe(self.primary_keys, str(self.replication_key))
         restarted: tuple[Window, int] | None = None
         while True:
             try:
                 for record in self.request_records(context):
-                    if record is WINDOW_READ or dedupe.first_sighting(record, self._paginator.current_value.window):
+                    self.current_window = self._paginator.current_value.window
+                    if record is WINDOW_READ or dedupe.first_sighting(record, self.current_window):
                         yield record
             except PageTokenExpiredError as exc:
                 window = self._paginator.current_value.window
@@ -230,7 +310,7 @@ class ZoomStream(BaseStream, RESTStream[WindowPage]):
                     raise
                 self.logger.warning("%s; reading window %s again from its first page", exc, window.params())
                 restarted = (window, count)
-                self._windows = itertools.chain([window], windows)
+                self._windows = itertools.chain([window], self._windows)
             else:
                 return
 

@@ -30,7 +30,11 @@ if t.TYPE_CHECKING:
     import datetime as dt
     import logging
 
+    import requests
+
 S = t.TypeVar("S")
+#: How often a reader waiting for the run's first answer checks whether it was stopped.
+ANSWER_POLL_SECONDS = 0.1
 
 
 class StreamFactory(t.Protocol):
@@ -70,6 +74,8 @@ class RunServices:
         self.new_stream = new_stream
         self._new_message_fetcher = new_message_fetcher
         self._files_wanted = files_wanted
+        #: set once Zoom has answered a data request with success: the token and URLs work
+        self.answered = threading.Event()
 
     @cached_property
     def start_date(self) -> dt.datetime:
@@ -111,7 +117,25 @@ class RunServices:
 
     def session(self, label: str, *, first: bool = False) -> RateLimitedSession:
         """Return a new HTTP session paced by ``label``'s limiter (``first``: ahead of those waiting)."""
-        return RateLimitedSession(self.limiters[label], self.progress.response, first=first)
+        return RateLimitedSession(self.limiters[label], self._response, first=first)
+
+    def await_answer(self, stopped: t.Callable[[], bool]) -> bool:
+        """Wait until Zoom has answered a data request of the run with success; False if ``stopped()`` first.
+
+        What reads ahead (lists of later windows, activity lists, the sample) waits here
+        before its first request: with a refused token or a wrong URL, the run ends on
+        its first request instead of a burst of them.
+        """
+        while not self.answered.wait(ANSWER_POLL_SECONDS):
+            if stopped():
+                return False
+        return not stopped()
+
+    def _response(self, response: requests.Response) -> None:
+        """Count every response in the progress; note the first success (see :attr:`answered`)."""
+        self.progress.response(response)
+        if response.ok and not self.answered.is_set():
+            self.answered.set()
 
     @cached_property
     def progress(self) -> Progress:

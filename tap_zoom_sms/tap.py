@@ -14,6 +14,7 @@ import typing as t
 from functools import cached_property
 
 from tap_zoom_sms import cli
+from tap_zoom_sms.client import ZoomStream
 from tap_zoom_sms.errors import DailyLimitError, SettingsError
 from tap_zoom_sms.output import SingerOutput
 from tap_zoom_sms.progress import SessionNoise
@@ -144,13 +145,32 @@ class TapZoomSms(cli.CommandLineTap):
                 stream.logger.addFilter(SessionNoise())
 
     def _sync_each(self) -> None:
-        """Retry the files earlier runs owe, then sync every top-level stream (see sync_streams)."""
+        """Retry the files earlier runs owe, then sync every top-level stream (see sync_streams).
+
+        A stream that starts early (Contact Center, on its own rate limit) has its lists
+        read from now on, beside the Phone streams, and is synced last.
+        """
         if self.services.downloader is not None:
             t.cast("AttachmentsStream", self.streams[AttachmentsStream.name]).retry_failed_downloads()
+        top = [
+            stream
+            for stream in self.streams.values()
+            if not stream.parent_stream_type and (stream.selected or stream.has_selected_descendents)
+        ]
+        top.sort(key=lambda stream: isinstance(stream, ZoomStream) and stream.starts_early)
+        early = [stream for stream in top[1:] if isinstance(stream, ZoomStream)]
+        try:
+            for stream in early:
+                stream.start_early()
+            self._sync_in_turn(top)
+        finally:
+            for stream in early:
+                stream.stop_early()
+
+    def _sync_in_turn(self, streams: list[Stream]) -> None:
+        """Sync ``streams`` one after another; a daily cap stops only the streams of its label."""
         capped: list[DailyLimitError] = []
-        for stream in self.streams.values():
-            if stream.parent_stream_type or not (stream.selected or stream.has_selected_descendents):
-                continue
+        for stream in streams:
             try:
                 stream.sync()
             except DailyLimitError as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import typing as t
 from concurrent.futures import Future, ThreadPoolExecutor
 
@@ -30,13 +31,15 @@ class Discovery:
     ) -> None:
         """Discover in the sessions list of ``context``; with ``new_walker``, run the sample check (:mod:`.sample`)."""
         self._context = context
+        self._services = services
+        self._closed = threading.Event()
         self._lists = [services.new_stream(SessionActivity, filter_type=f) for f in ACTIVITY_FILTERS]
         self._sample = (
             SampleCheck(
                 services.new_stream(SessionActivity, filter_type="last_message_time"),
                 context,
                 new_walker,
-                services.workers,
+                services,
             )
             if new_walker is not None
             else None
@@ -60,12 +63,15 @@ class Discovery:
 
     def close(self) -> None:
         """Stop reading ahead and the sample's walk (after a stop signal, without waiting for a read)."""
+        self._closed.set()
         if self._sample is not None:
             self._sample.close()
         self._reader.shutdown(wait=not interrupts.STOP.is_set(), cancel_futures=True)
 
     def _read(self, window: Window) -> dict[str, dict[str, t.Any]]:
-        """Read both activity lists of ``window`` at once (from the reader's thread only)."""
+        """Read both activity lists of ``window`` at once (from the reader's thread only), once Zoom answered."""
+        if not self._services.await_answer(self._closed.is_set):
+            return {}  # the run ended before Zoom answered: nobody will ask for the window
         pool = ThreadPoolExecutor(len(self._lists), thread_name_prefix="zoom-activity")
         try:
             found: dict[str, dict[str, t.Any]] = {}

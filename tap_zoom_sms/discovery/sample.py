@@ -23,6 +23,7 @@ if t.TYPE_CHECKING:
     import requests
     from singer_sdk.helpers.types import Context
 
+    from tap_zoom_sms.run import RunServices
     from tap_zoom_sms.windows import Window
 
 #: Share of the latest month's sessions sampled: a backfill reads about 2.5 months of
@@ -75,13 +76,14 @@ class SampleCheck:
         latest: SessionActivity,
         context: Context | None,
         new_walker: t.Callable[[], MessageWalker],
-        workers: int,
+        services: RunServices,
     ) -> None:
-        """Sample from ``latest`` (the list by last message) in ``context``; walk with ``workers`` walkers."""
+        """Sample from ``latest`` (the list by last message) in ``context``; walk with the run's workers."""
         self._latest = latest
         self._context = context
         self._new_walker = new_walker
-        self._workers = workers
+        self._services = services
+        self._workers = services.workers
         self._requests = RequestCounter()
         self._requests.attach(latest)
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="zoom-sample-check")
@@ -128,6 +130,8 @@ class SampleCheck:
 
     def _choose(self, windows: t.Sequence[Window]) -> list[str]:
         chosen: list[str] = []
+        if not self._services.await_answer(self._cancelled.is_set):
+            return chosen  # the run ended before Zoom answered its first request
         size = 0
         for window in reversed(windows):
             listed = sorted(self._latest.session_ids(window, self._context))

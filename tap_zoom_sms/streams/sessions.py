@@ -28,6 +28,7 @@ from tap_zoom_sms.discovery.sample import SAMPLE_FROM_WINDOWS
 from tap_zoom_sms.pagination import WINDOW_READ
 from tap_zoom_sms.readahead.prefetch import Prefetcher
 from tap_zoom_sms.readahead.queue import CHILD_CONTEXT_KEY, ReadAhead, WindowEnd
+from tap_zoom_sms.readahead.windows import DEPTH as WINDOWS_AHEAD
 from tap_zoom_sms.windows import format_zoom_time, month_windows, parse_time
 
 if t.TYPE_CHECKING:
@@ -64,6 +65,7 @@ class SmsSessionsStream(ZoomStream):
     records_key = "sms_sessions"
     paced_first = True  # the workers wait on its pages for sessions to fetch
     marks_windows = True  # see _read
+    windows_ahead = WINDOWS_AHEAD  # the next months' lists are read while the workers drain this one
 
     messages_since: dt.datetime
     #: how this run finds the months of each session's messages (None: the exhaustive walk)
@@ -277,7 +279,7 @@ class SmsSessionsStream(ZoomStream):
         With discovery, the earlier months of the session were read as the months went
         by, unless a stream map's filter held them back there: then they are read now.
         """
-        window = self._paginator.current_value.window
+        window = self.current_window
         until = record.get("last_access_time") or format_zoom_time(window.end)
         read = self._discovery is not None and record["session_id"] not in self._withheld
         since = window.start if read else self.messages_since

@@ -1,0 +1,144 @@
+"""The next windows of a list read while the current one is written: no round trip idles at a month boundary.
+
+A list is read window by window (a month each), and a window's pages are a chain of
+cursors, one round trip after another. Read one window after another, a backfill waits
+a round trip or more at every month boundary for the next month's list, and the rate
+limit idles meanwhile: at a second of latency (a tap in Europe or Asia against Zoom's
+US API) a fifth of a 13-month backfill. So the lists of the next windows are read in
+worker threads (each with its own stream object: they are not thread-safe) while the
+stream writes the current one. Records are still handed over window by window, in
+order, and each window's bookmark is still committed by the stream once every record
+of the window is out. What is held is bounded by records, not by windows (the
+prefetcher's budget, see :mod:`.prefetch`).
+
+Only once Zoom has answered a data request of the run with success do the windows read
+ahead send theirs (``answered``): with a refused token or a wrong URL, the run ends on
+its first request, not on a burst of them.
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+import typing as t
+
+from tap_zoom_sms.readahead.prefetch import Prefetcher
+
+if t.TYPE_CHECKING:
+    import datetime as dt
+
+    from singer_sdk.helpers.types import Context
+
+    from tap_zoom_sms.windows import Window
+
+#: Windows read ahead of the one being written. A month's list is a page or two for most
+#: accounts, and its records are written in a fraction of a round trip: three windows
+#: ahead keep the lists ahead of the writer at a second of latency.
+DEPTH = 3
+#: Windows read ahead by a stream that starts early (see ``ZoomStream.start_early``): two years
+#: of months, so that a backfill's lists are all read while the streams before it sync.
+EARLY_DEPTH = 24
+
+#: What each window's reading covered (see :class:`~tap_zoom_sms.pagination.WindowPaginator`).
+Covered = dict["Window", "dt.datetime"]
+
+
+class WindowReader(t.Protocol):
+    """A list stream, as the pipeline reads it: one window's records, noting what the reading covered."""
+
+    def read_window(self, window: Window, context: Context | None, covered: Covered) -> t.Iterator[dict[str, t.Any]]:
+        """Yield the records of ``window`` (each once), then set ``covered[window]``."""
+
+
+class _WindowFetch:
+    """Reads the window a fetch names with a reader of its own (one per worker thread)."""
+
+    def __init__(self, reader: WindowReader, ahead: WindowsAhead) -> None:
+        self._reader = reader
+        self._ahead = ahead
+
+    def get_records(self, fetch: Context) -> t.Iterator[dict[str, t.Any]]:
+        if not fetch["ungated"] and not self._ahead.wait_for_answer():
+            return iter(())  # stopped before Zoom answered: nobody will take the window
+        return self._reader.read_window(fetch["window"], fetch["context"], self._ahead.covered_by)
+
+
+def _key(window: Window) -> str:
+    return f"{window.start.isoformat()} {window.end.isoformat()}"
+
+
+class WindowsAhead:
+    """Reads the lists of up to ``depth`` windows ahead of the one being written, in order."""
+
+    def __init__(
+        self,
+        new_reader: t.Callable[[], WindowReader],
+        windows: t.Iterator[Window],
+        context: Context | None,
+        answered: t.Callable[[t.Callable[[], bool]], bool],
+        depth: int = DEPTH,
+        *,
+        gate_first: bool = False,
+    ) -> None:
+        """Start reading the first of ``windows`` of ``context`` now, with readers made by ``new_reader``.
+
+        ``depth + 1`` threads read: the current window's and the next ``depth``'s. The
+        windows after the first wait for the run's first answer, ``answered(stop)`` (the
+        first too, with ``gate_first``: a stream that starts early waits for that answer,
+        or :meth:`open`).
+        """
+        self.covered_by: Covered = {}
+        self._prefetcher = Prefetcher(lambda: _WindowFetch(new_reader(), self), depth + 1)
+        self._answered = answered
+        self._open = threading.Event()
+        self._stopped = False
+        self._gate_first = gate_first
+        self._windows = windows
+        self._context = context
+        self._depth = depth
+        self._queued: collections.deque[Window] = collections.deque()
+        self._started = False
+        #: whether the window last yielded by :meth:`windows` is the last of the range
+        self.last = False
+        self._fill(depth + 1)
+
+    def windows(self) -> t.Iterator[Window]:
+        """Yield the windows in order, each one's list (and the next ``depth``'s) being read already."""
+        while self._queued:
+            window = self._queued.popleft()
+            self._fill(self._depth)  # the next windows' lists start before this one is written
+            self.last = not self._queued
+            yield window
+
+    def records(self, window: Window, here: WindowReader) -> t.Iterator[dict[str, t.Any]]:
+        """Return ``window``'s records as they are read; ``here`` reads it if no worker has begun it."""
+        fetched = self._prefetcher.take(_key(window))
+        if fetched is not None:
+            return fetched
+        return here.read_window(window, self._context, self.covered_by)
+
+    def covered(self, window: Window) -> dt.datetime:
+        """Return what the reading of ``window`` covered (once its records are all taken)."""
+        return self.covered_by.pop(window)
+
+    def open(self) -> None:
+        """Let every window be read, without waiting for the run's first answer (its stream is being synced)."""
+        self._open.set()
+
+    def wait_for_answer(self) -> bool:
+        """Wait until Zoom answered a data request of the run, or :meth:`open`; False once stopped."""
+        return self._answered(lambda: self._stopped or self._open.is_set()) and not self._stopped
+
+    def close(self) -> None:
+        """Stop reading ahead (see :meth:`Prefetcher.close`)."""
+        self._stopped = True
+        self._queued.clear()
+        self._prefetcher.close()
+
+    def _fill(self, count: int) -> None:
+        """Queue windows until ``count`` are queued (or the range ends)."""
+        while len(self._queued) < count and (window := next(self._windows, None)) is not None:
+            ungated = not self._gate_first and not self._queued and not self._started
+            self._prefetcher.queue(_key(window), {"window": window, "context": self._context, "ungated": ungated})
+            self._queued.append(window)
+            self._started = True
