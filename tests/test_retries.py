@@ -187,16 +187,17 @@ LOG = logging.getLogger("test")
 
 
 @pytest.mark.parametrize(
-    ("policy", "fault", "tries"),
+    ("caller", "fault", "tries"),
     [
-        (retries.API, answer(503), MAX_FAULT_TRIES),  # API requests and attachment files: six
-        (retries.API, requests.exceptions.ReadTimeout("simulated"), MAX_FAULT_TRIES),
-        (auth.TOKEN_RETRIES, requests.exceptions.ConnectTimeout("simulated"), 4),  # the token request: four
+        ("API", answer(503), MAX_FAULT_TRIES),  # API requests and attachment files: six
+        ("API", requests.exceptions.ReadTimeout("simulated"), MAX_FAULT_TRIES),
+        ("token", requests.exceptions.ConnectTimeout("simulated"), 4),  # the token request: four
     ],
 )
 def test_a_fault_that_persists_gets_the_callers_attempts_and_backoff(
-    clock: Clock, policy: retries.RetryPolicy, fault: Exception, tries: int
+    clock: Clock, caller: str, fault: Exception, tries: int
 ) -> None:
+    policy = retries.API if caller == "API" else auth.TOKEN_RETRIES
     send = Failing(fault)
     with pytest.raises(type(fault)) as raised:
         retries.call(send, policy, "GET /x", LOG, "Medium")
