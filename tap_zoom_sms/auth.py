@@ -8,11 +8,13 @@ import json
 import threading
 import typing as t
 from http import HTTPStatus
+from urllib.parse import urlsplit
 
-import backoff
 import requests
 from singer_sdk.authenticators import BearerTokenAuthenticator, OAuthAuthenticator
+from singer_sdk.exceptions import RetriableAPIError
 
+from tap_zoom_sms import retries
 from tap_zoom_sms.errors import AuthError
 from tap_zoom_sms.network import EnvironmentSession
 from tap_zoom_sms.sdk import replace_token_session
@@ -23,8 +25,13 @@ from tap_zoom_sms.sdk import replace_token_session
 TOKEN_TRIES = 4
 
 
-class _TokenServerError(Exception):
+class _TokenServerError(RetriableAPIError):
     """The token endpoint failed on its side (5xx): worth another try."""
+
+
+#: How token requests are retried (by :func:`tap_zoom_sms.retries.call`, like every request):
+#: connection errors, timeouts and 5xx, :data:`TOKEN_TRIES` attempts.
+TOKEN_RETRIES = retries.RetryPolicy((requests.ConnectionError, requests.Timeout, _TokenServerError), TOKEN_TRIES)
 
 
 class _TimeoutSession(EnvironmentSession):
@@ -124,9 +131,10 @@ class ZoomS2SAuthenticator(OAuthAuthenticator):
         self.last_refreshed = None
 
     def update_access_token(self) -> None:
-        """Get a token, retrying transient failures, else fail with one clear line."""
+        """Get a token, retrying transient failures (:data:`TOKEN_RETRIES`), else fail with one clear line."""
+        what = f"POST {urlsplit(self.auth_endpoint).path}"
         try:
-            self._request_token()
+            retries.call(self._request_token, TOKEN_RETRIES, what, self.logger)
         except (requests.RequestException, _TokenServerError) as exc:
             msg = f"could not reach Zoom's token endpoint {self.auth_endpoint}: {exc}"
             raise AuthError(msg) from None
@@ -134,13 +142,8 @@ class ZoomS2SAuthenticator(OAuthAuthenticator):
             msg = f"Zoom's token endpoint {self.auth_endpoint} answered without an access token"
             raise AuthError(msg) from None
 
-    @backoff.on_exception(
-        backoff.expo,
-        (requests.ConnectionError, requests.Timeout, _TokenServerError),
-        max_tries=TOKEN_TRIES,
-        jitter=backoff.full_jitter,
-    )
     def _request_token(self) -> None:
+        """Ask for a token once (the SDK's request), naming a connection failure without the URL."""
         try:
             super().update_access_token()
         except (requests.ConnectionError, requests.Timeout) as exc:

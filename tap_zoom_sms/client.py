@@ -30,7 +30,6 @@ from tap_zoom_sms.responses import (
     take_as_read,
     zoom_json,
 )
-from tap_zoom_sms.retries import TRANSIENT, Retrying
 from tap_zoom_sms.sdk import StreamHooks
 from tap_zoom_sms.windows import Window, WindowDedupe, format_zoom_time
 
@@ -155,7 +154,7 @@ class ZoomStream(BaseStream, RESTStream[WindowPage]):
         return int(self.config["request_timeout"])
 
     def request_decorator(self, func: t.Callable[..., requests.Response]) -> t.Callable[..., requests.Response]:
-        """Retry transient failures as :class:`~tap_zoom_sms.retries.Retrying` decides.
+        """Retry transient failures by the rules of :data:`~tap_zoom_sms.retries.API`.
 
         Replaces the SDK's five tries with backoff: 429s wait as ``Retry-After`` says
         and keep trying for minutes; the daily cap closes the label at once.
@@ -163,18 +162,13 @@ class ZoomStream(BaseStream, RESTStream[WindowPage]):
         label = self.rate_limit_label
 
         def send(prepared_request: requests.PreparedRequest, context: Context | None) -> requests.Response:
-            retrying = Retrying(self.logger, f"GET {self.path}", label)
-            while True:
-                try:
-                    return func(prepared_request, context)
-                except TRANSIENT as exc:
-                    try:
-                        wait = retrying.wait_after(exc)
-                    except DailyLimitError as limit:
-                        self.services.limiters[label].close(limit)
-                        raise
-                    retrying.log(exc, wait)
-                    retries.sleep(wait)
+            try:
+                return retries.call(
+                    lambda: func(prepared_request, context), retries.API, f"GET {self.path}", self.logger, label
+                )
+            except DailyLimitError as limit:
+                self.services.limiters[label].close(limit)
+                raise
 
         return send
 

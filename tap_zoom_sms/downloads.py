@@ -16,6 +16,7 @@ fails verification fails its file the same way (see :mod:`tap_zoom_sms.network`)
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import threading
@@ -37,7 +38,7 @@ from tap_zoom_sms import interrupts, retries
 from tap_zoom_sms.errors import StorageError, ZoomAPIError
 from tap_zoom_sms.network import TLSError
 from tap_zoom_sms.responses import describe_error
-from tap_zoom_sms.retries import TRANSIENT, Retrying
+from tap_zoom_sms.retries import TRANSIENT
 
 if t.TYPE_CHECKING:
     import logging
@@ -258,25 +259,23 @@ class Downloader:
         raise _FileFailedError("its message no longer lists it")
 
     def _fetch(self, url: str, path: str) -> tuple[str, int]:
-        """GET ``url`` into ``path``, retrying what can be retried; raise _ExpiredURLError on 401/403.
+        """GET ``url`` into ``path``, retrying as API requests are; raise _ExpiredURLError on 401/403.
 
         A file server whose certificate fails verification fails this file (not the run):
         the records go on, and the file is owed to the next run like any other.
         """
-        retrying = Retrying(self._logger, "GET attachment file", "Medium")
-        while True:
-            try:
-                with self._get(url) as response:
-                    return self.store.write(path, response.iter_content(CHUNK))
-            except TLSError as exc:
-                raise _FileFailedError(str(exc)) from None
-            except TRANSIENT as exc:
-                try:
-                    wait = retrying.wait_after(exc)
-                except TRANSIENT as final:
-                    raise _FileFailedError(_describe(final)) from None
-                retrying.log(exc, wait)
-                retries.sleep(wait)
+        fetch = functools.partial(self._fetch_once, url, path)
+        try:
+            return retries.call(fetch, retries.API, "GET attachment file", self._logger, "Medium")
+        except TLSError as exc:
+            raise _FileFailedError(str(exc)) from None
+        except TRANSIENT as final:
+            raise _FileFailedError(retries.describe(final)) from None
+
+    def _fetch_once(self, url: str, path: str) -> tuple[str, int]:
+        """One attempt: GET ``url`` and write what it answers into ``path``."""
+        with self._get(url) as response:
+            return self.store.write(path, response.iter_content(CHUNK))
 
     def _get(self, url: str) -> requests.Response:
         request = requests.Request("GET", url).prepare()
@@ -346,10 +345,3 @@ def _fit(name: str) -> str:
     tag = "~" + hashlib.sha256(encoded).hexdigest()[:NAME_HASH_DIGITS]
     room = MAX_NAME_BYTES - len(tag) - len(suffix.encode())
     return stem.encode()[:room].decode(errors="ignore") + tag + suffix
-
-
-def _describe(exc: Exception) -> str:
-    """Describe a failed request without its URL (the JWT in it is a credential)."""
-    if isinstance(exc, RetriableAPIError):
-        return str(exc)
-    return type(exc).__name__

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
 import time
 import typing as t
 
 import pytest
+import requests
 
-from tap_zoom_sms.auth import ZoomS2SAuthenticator
+from tap_zoom_sms import interrupts, retries
+from tap_zoom_sms.auth import TOKEN_TRIES, ZoomS2SAuthenticator
 from tap_zoom_sms.errors import AuthError
 from tests.conftest import run_tap
 from tests.fakezoom import ACCOUNT_ID, CLIENT_ID, CLIENT_SECRET, OAUTH, FakeZoom, base_config
@@ -135,3 +138,62 @@ def test_a_token_endpoint_fault_is_retried(zoom: FakeZoom, requests_mock: t.Any)
     auth = authenticator()
     auth.update_access_token()
     assert auth.access_token == "tok-9"
+
+
+def test_a_token_endpoint_that_keeps_failing_gets_four_attempts_and_waits_of_at_most_1_2_4_seconds(
+    requests_mock: t.Any, no_retry_waits: list[float], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The token request is retried by the tap's one retry loop: its waits are the interruptible ones."""
+    requests_mock.post(OAUTH, exc=requests.exceptions.ConnectTimeout("https://zoom.test/oauth/token?x=1"))
+
+    with caplog.at_level("WARNING"), pytest.raises(AuthError) as raised:
+        authenticator().update_access_token()
+
+    assert "could not reach Zoom's token endpoint" in str(raised.value)
+    assert requests_mock.call_count == TOKEN_TRIES == 4
+    assert len(no_retry_waits) == 3
+    assert all(0 <= wait <= limit for wait, limit in zip(no_retry_waits, (1, 2, 4), strict=True))
+    retried = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Retrying")]
+    assert len(retried) == 3
+    assert all(line.startswith("Retrying POST /oauth/token in ") for line in retried)
+    assert all(line.endswith(" after ConnectTimeout") for line in retried)
+
+
+def test_a_stop_signal_during_a_token_request_backoff_ends_the_wait_at_once(
+    requests_mock: t.Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As in a message worker renewing the token: the signal's STOP ends the wait, no further attempt is made.
+
+    The SIGTERM handler raises only in the main thread; every other thread learns of the
+    signal through ``interrupts.STOP``, which the signal's watch sets whichever thread
+    the kernel delivered it to.
+    """
+    requests_mock.post(OAUTH, status_code=503, text="<html>busy</html>")
+    waits: list[float] = []
+
+    def signal_arrives_during_the_wait(seconds: float) -> None:
+        waits.append(seconds)
+        interrupts.STOP.set()
+        interrupts.sleep(seconds)
+
+    monkeypatch.setattr(retries, "sleep", signal_arrives_during_the_wait)
+    outcome: list[BaseException] = []
+
+    def renew() -> None:
+        try:
+            authenticator().update_access_token()
+        except BaseException as exc:  # the worker's outcome, checked below
+            outcome.append(exc)
+
+    try:
+        worker = threading.Thread(target=renew)
+        worker.start()
+        worker.join(timeout=60)
+    finally:
+        interrupts.STOP.clear()
+
+    assert not worker.is_alive()
+    assert [type(exc) for exc in outcome] == [interrupts.Interrupted]
+    assert requests_mock.call_count == 1  # the first attempt only: the wait after it ended the request
+    assert len(waits) == 1
+    assert 0 <= waits[0] <= 1

@@ -16,7 +16,7 @@ import pytest
 from tap_zoom_sms.downloads import MAX_FAILED_IN_A_ROW, MAX_NAME_BYTES, Downloader, FileStore, url_expired
 from tap_zoom_sms.emulator import DatasetSpec, Emulator
 from tap_zoom_sms.emulator.data import file_bytes
-from tap_zoom_sms.errors import StorageError
+from tap_zoom_sms.errors import DailyLimitError, StorageError
 from tap_zoom_sms.ratelimit import RateLimitedSession, RateLimiter
 from tap_zoom_sms.retries import MAX_FAULT_TRIES
 from tests.conftest import run_tap
@@ -311,6 +311,56 @@ def test_a_run_stores_a_file_whose_name_the_file_system_refuses_and_says_where(
 )
 def test_url_expiry_is_read_from_the_jwt(url: str, expired: bool) -> None:
     assert url_expired(url) is expired
+
+
+FILE = "https://file.zoom.us/f"
+
+
+def download_one(root: Path) -> t.Any:
+    return make_downloader(root).download("s1", "m1", {"id": "a1", "name": "x.jpg", "download_url": FILE}, dict)
+
+
+def test_a_file_server_fault_gets_the_attempts_of_an_api_request_then_fails_the_file(
+    requests_mock: t.Any, tmp_path: Path, no_retry_waits: list[float]
+) -> None:
+    requests_mock.get(FILE, status_code=503, text="busy")
+
+    result = download_one(tmp_path)
+
+    assert result.stored_path is None
+    assert result.download_error is not None
+    assert "HTTP 503" in result.download_error
+    assert requests_mock.call_count == MAX_FAULT_TRIES
+    assert len(no_retry_waits) == MAX_FAULT_TRIES - 1
+    assert all(0 <= wait <= 2**n for n, wait in enumerate(no_retry_waits))
+
+
+def test_a_file_servers_429s_are_waited_out_as_retry_after_says(
+    requests_mock: t.Any, tmp_path: Path, no_retry_waits: list[float]
+) -> None:
+    qps = {"status_code": 429, "headers": {"X-RateLimit-Type": "QPS", "Retry-After": "2"}, "json": {"code": 429}}
+    requests_mock.get(FILE, [qps] * (2 * MAX_FAULT_TRIES) + [{"content": b"hello"}])
+
+    result = download_one(tmp_path)
+
+    assert result.sha256 == hashlib.sha256(b"hello").hexdigest()  # more 429s than a fault's attempts: not a fault
+    assert len(no_retry_waits) == 2 * MAX_FAULT_TRIES
+    assert all(2 <= wait <= 2.25 for wait in no_retry_waits)
+
+
+def test_the_daily_cap_met_by_a_download_is_raised_at_once(
+    requests_mock: t.Any, tmp_path: Path, no_retry_waits: list[float]
+) -> None:
+    """The cap would fail every file after this one too: it ends the run's Medium requests, not just this file."""
+    daily = {"code": 429, "message": "You have reached the maximum daily rate limit for this API."}
+    requests_mock.get(FILE, status_code=429, json=daily)
+
+    with pytest.raises(DailyLimitError) as raised:
+        download_one(tmp_path)
+
+    assert raised.value.label == "Medium"
+    assert requests_mock.call_count == 1
+    assert no_retry_waits == []
 
 
 def make_downloader(root: Path) -> Downloader:
