@@ -77,13 +77,15 @@ def run_tap(
     stop_signal: int = signal.SIGKILL,
     catalog: dict | None = None,
     prelude: str | None = None,
+    output: list[bytes] | None = None,
 ) -> Run:
     """Run the tap in its own process; stop it after so many requests or seconds, or once ``stop_when()``.
 
     It is stopped with ``stop_signal`` (SIGKILL unless told otherwise).
 
     ``prelude`` runs Python before the tap's entry point in that process (to time the
-    stock SDK path); without it the installed console script runs.
+    stock SDK path); without it the installed console script runs. ``output``, if given,
+    receives the tap's stdout as it is read (for a ``stop_when`` that watches it).
     """
     (workdir / "config.json").write_text(json.dumps(config))
     command = (
@@ -96,7 +98,7 @@ def run_tap(
             args += [f"--{name}", str(workdir / f"{name}.json")]
     started = time.monotonic()
     process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # noqa: S603
-    out: list[bytes] = []
+    out: list[bytes] = output if output is not None else []
     err: list[bytes] = []
     readers = [
         threading.Thread(target=lambda: out.extend(iter(lambda: process.stdout.read(1 << 16), b"")), daemon=True),  # type: ignore[union-attr]

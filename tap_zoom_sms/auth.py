@@ -125,10 +125,17 @@ class ZoomS2SAuthenticator(OAuthAuthenticator):
         age = (dt.datetime.now(dt.timezone.utc) - self.last_refreshed).total_seconds()
         return age < self.expires_in - margin
 
-    def invalidate(self) -> None:
-        """Forget the token, so the next request asks for a new one."""
-        self.access_token = None
-        self.last_refreshed = None
+    def invalidate(self, refused: str | None = None) -> None:
+        """Forget the token Zoom ``refused`` (None: whichever it is), so the next request asks for a new one.
+
+        Several threads meet the same revocation at once (the workers, a list read in the
+        background): only the first forgets the token; the others' retries find the one
+        it renewed, instead of each asking for another.
+        """
+        with self._token_lock:
+            if refused is None or refused == self.access_token:
+                self.access_token = None
+                self.last_refreshed = None
 
     def update_access_token(self) -> None:
         """Get a token, retrying transient failures (:data:`TOKEN_RETRIES`), else fail with one clear line."""
@@ -184,7 +191,7 @@ class StaticTokenAuthenticator(BearerTokenAuthenticator):
     def update_access_token(self) -> None:
         """Do nothing: the token comes from the settings."""
 
-    def invalidate(self) -> t.NoReturn:
+    def invalidate(self, refused: str | None = None) -> t.NoReturn:  # noqa: ARG002
         """Fail: Zoom refused the token, and the tap has no way to get another."""
         msg = (
             "Zoom refused the access_token setting (expired or revoked?): a token obtained elsewhere "

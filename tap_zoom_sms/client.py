@@ -19,7 +19,8 @@ from singer_sdk.mapper import RemoveRecordTransform
 from tap_zoom_sms import retries
 from tap_zoom_sms.errors import AuthError, DailyLimitError, PageTokenExpiredError, ZoomAPIError
 from tap_zoom_sms.pagination import WINDOW_READ, WindowDone, WindowPage, WindowPaginator, next_page_token
-from tap_zoom_sms.readahead.windows import EARLY_DEPTH, WindowsAhead
+from tap_zoom_sms.readahead.background import ListInBackground, WindowEnded
+from tap_zoom_sms.readahead.windows import WindowsAhead
 from tap_zoom_sms.responses import (
     PAGE_TOKEN_CODES,
     MalformedResponseError,
@@ -118,7 +119,7 @@ class ZoomStream(BaseStream, RESTStream[WindowPage]):
     windows_ahead: t.ClassVar[int] = 0
     #: Whether its lists are read from the run's start, while the streams before it sync (see start_early).
     starts_early: t.ClassVar[bool] = False
-    _early: WindowsAhead | None = None
+    _early: ListInBackground | None = None
     #: Whether its requests go ahead of those waiting at the limiter: a list whose pages the
     #: workers' next fetches depend on (see :class:`tap_zoom_sms.ratelimit.RateLimiter`).
     paced_first: t.ClassVar[bool] = False
@@ -211,14 +212,12 @@ class ZoomStream(BaseStream, RESTStream[WindowPage]):
         """
         if self._early is not None:
             early, self._early = self._early, None
-            early.open()
-            yield from self._hand_over(early)
+            yield from self._take_early(early)
             return
         windows = self.windows(context)
         first = next(windows, None)
         if first is None:
             return
-        self._what = f"GET {urlsplit(self.get_url(context)).path}"
         windows = itertools.chain([first], windows)
         if self.windows_ahead:
             yield from self._hand_over(self._windows_ahead(windows, context))
@@ -234,9 +233,9 @@ class ZoomStream(BaseStream, RESTStream[WindowPage]):
         own limit otherwise idle while the Phone streams sync; a backfill's empty months
         cost a round trip each). Its records wait within the read-ahead's budget.
         """
-        if self.starts_early and self.windows_ahead and not self.partitions and self._early is None:
-            self._what = f"GET {urlsplit(self.get_url(None)).path}"
-            self._early = self._windows_ahead(self.windows(None), None, EARLY_DEPTH, early=True)
+        if self.starts_early and not self.partitions and self._early is None:
+            reader = self.services.new_stream(type(self))
+            self._early = ListInBackground(reader, self.windows(None), None, self.services.await_answer)
 
     def stop_early(self) -> None:
         """Stop reading ahead what :meth:`start_early` started, if the run ends before this stream syncs."""
@@ -244,13 +243,23 @@ class ZoomStream(BaseStream, RESTStream[WindowPage]):
             self._early.close()
             self._early = None
 
-    def _windows_ahead(
-        self, windows: t.Iterator[Window], context: Context | None, depth: int | None = None, *, early: bool = False
-    ) -> WindowsAhead:
+    def _windows_ahead(self, windows: t.Iterator[Window], context: Context | None) -> WindowsAhead:
         """Start reading ``windows``' lists in worker threads (see :mod:`tap_zoom_sms.readahead.windows`)."""
         new_reader = partial(self.services.new_stream, type(self))
-        answered = self.services.await_answer
-        return WindowsAhead(new_reader, windows, context, answered, depth or self.windows_ahead, gate_first=early)
+        return WindowsAhead(new_reader, windows, context, self.services.await_answer, self.windows_ahead)
+
+    def _take_early(self, early: ListInBackground) -> t.Iterator[dict[str, t.Any]]:
+        """Hand over the records :meth:`start_early` read, each window done once its records are out."""
+        try:
+            for item in early.items():
+                if not isinstance(item, WindowEnded):
+                    yield item
+                    continue
+                if self.marks_windows:
+                    yield WINDOW_READ
+                self.on_window_done(item.window, item.last, item.covered)
+        finally:
+            early.close()
 
     def _hand_over(self, ahead: WindowsAhead) -> t.Iterator[dict[str, t.Any]]:
         """Hand the records read ahead over window by window, each window done once its records are out."""
@@ -288,6 +297,7 @@ class ZoomStream(BaseStream, RESTStream[WindowPage]):
         records it already gave are not emitted again. ``on_window_done`` runs once
         each window's records are all out.
         """
+        self._what = f"GET {urlsplit(self.get_url(context)).path}"
         self._windows, self._on_window_done = windows, on_window_done
         dedupe = WindowDedupe(self.primary_keys, str(self.replication_key))
         restarted: tuple[Window, int] | None = None
@@ -412,7 +422,7 @@ class ZoomStream(BaseStream, RESTStream[WindowPage]):
             )
             raise AuthError(msg)
         try:
-            self.authenticator.invalidate()
+            self.authenticator.invalidate(_bearer(response))
         except AuthError as exc:
             raise AuthError(f"{exc} ({describe_error(response)})") from None
         raise RetriableAPIError(describe_error(response), response)
@@ -425,3 +435,9 @@ class ZoomStream(BaseStream, RESTStream[WindowPage]):
         state.update(extra)
         self.state_manager.is_flushed = False
         self.write_state_message()
+
+
+def _bearer(response: requests.Response) -> str | None:
+    """Return the access token ``response``'s request was sent with, if any."""
+    header = str(response.request.headers.get("Authorization", "")) if response.request is not None else ""
+    return header.removeprefix("Bearer ") or None

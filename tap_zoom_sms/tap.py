@@ -13,9 +13,11 @@ import logging
 import typing as t
 from functools import cached_property
 
+from singer_sdk.exceptions import RetriableAPIError
+
 from tap_zoom_sms import cli
 from tap_zoom_sms.client import ZoomStream
-from tap_zoom_sms.errors import DailyLimitError, SettingsError
+from tap_zoom_sms.errors import DailyLimitError, SettingsError, ZoomAPIError
 from tap_zoom_sms.output import SingerOutput
 from tap_zoom_sms.progress import SessionNoise
 from tap_zoom_sms.run import RunServices
@@ -35,6 +37,8 @@ if t.TYPE_CHECKING:
 S = t.TypeVar("S")
 
 STREAM_NAMES = frozenset(stream_type.name for stream_type in STREAM_TYPES)
+#: Errors of one endpoint, which stop its stream and let the others run (see TapZoomSms._sync_in_turn).
+STREAM_ERRORS = (DailyLimitError, ZoomAPIError, RetriableAPIError)
 
 
 class TapZoomSms(cli.CommandLineTap):
@@ -168,21 +172,27 @@ class TapZoomSms(cli.CommandLineTap):
                 stream.stop_early()
 
     def _sync_in_turn(self, streams: list[Stream]) -> None:
-        """Sync ``streams`` one after another; a daily cap stops only the streams of its label."""
-        capped: list[DailyLimitError] = []
+        """Sync ``streams`` one after another; an error of one stream's endpoint stops only that stream.
+
+        A daily cap, or an error Zoom keeps answering on one endpoint (:data:`STREAM_ERRORS`),
+        stops the stream where its last window completed; the STATE reached is written,
+        the other streams still run, and the run then ends with the first such error.
+        Anything else (refused credentials, an unreachable host, a signal) ends the run at once.
+        """
+        stopped: list[Exception] = []
         for stream in streams:
             try:
                 stream.sync()
-            except DailyLimitError as exc:
+            except STREAM_ERRORS as exc:
                 self.logger.warning("Stopped %s: %s", stream.name, exc)
-                capped.append(exc)
+                stopped.append(exc)
                 self.state_writer.write_state(self.state)
                 continue
             stream.finalize_state_progress_markers()
         for stream in self.streams.values():
             stream.log_sync_costs()
-        if capped:
-            raise capped[0]
+        if stopped:
+            raise stopped[0]
 
 
 def main() -> None:

@@ -53,22 +53,33 @@ def assert_interrupted(run: Run, signum: int) -> None:
 
 
 def test_sigterm_while_message_requests_hang(emulator: Emulator, tmp_path: Path) -> None:
-    emulator.config.endpoint_latency_ms = {"session_details": HANG_MS}
-    # the exhaustive walk: every details request comes from the message workers, four of them in flight
+    # the exhaustive walk: every details request comes from the message workers
     config = emulator.tap_config(medium_requests_per_second=0, request_timeout=900, message_discovery="exhaustive")
+    output: list[bytes] = []
+    hung_after: list[int] = []
+
+    def hang_once_a_window_is_committed() -> bool:
+        """Once the run has written a STATE (a window committed), hang every details request; stop at 4 in flight."""
+        details = emulator.stats.snapshot()["arrivals"].get("session_details", 0)
+        if not hung_after and b'"type":"STATE"' in b"".join(output).replace(b" ", b""):
+            emulator.config.endpoint_latency_ms = {"session_details": HANG_MS}
+            hung_after.append(details)
+        return bool(hung_after) and details >= hung_after[0] + 4
 
     run = run_tap(
         emulator,
         tmp_path,
         config,
         kill_after_seconds=SAFETY,
-        stop_when=arrived(emulator, "session_details", 4),
+        stop_when=hang_once_a_window_is_committed,
         stop_signal=TERM,
+        output=output,
     )
 
+    assert hung_after  # the signal came while four details requests hung
     assert_interrupted(run, signal.SIGTERM)
     states = [m for m in run.messages if m["type"] == "STATE"]
-    assert states  # the STATE of completed work (the session list's, and Contact Center's) was written
+    assert states  # the STATE of completed work (the windows of the session list committed) was written
 
 
 def test_sigterm_while_the_discovery_sample_is_walked(emulator: Emulator, tmp_path: Path) -> None:

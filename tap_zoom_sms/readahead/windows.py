@@ -19,7 +19,6 @@ its first request, not on a burst of them.
 from __future__ import annotations
 
 import collections
-import threading
 import typing as t
 
 from tap_zoom_sms.readahead.prefetch import Prefetcher
@@ -35,9 +34,6 @@ if t.TYPE_CHECKING:
 #: accounts, and its records are written in a fraction of a round trip: three windows
 #: ahead keep the lists ahead of the writer at a second of latency.
 DEPTH = 3
-#: Windows read ahead by a stream that starts early (see ``ZoomStream.start_early``): two years
-#: of months, so that a backfill's lists are all read while the streams before it sync.
-EARLY_DEPTH = 24
 
 #: What each window's reading covered (see :class:`~tap_zoom_sms.pagination.WindowPaginator`).
 Covered = dict["Window", "dt.datetime"]
@@ -77,22 +73,16 @@ class WindowsAhead:
         context: Context | None,
         answered: t.Callable[[t.Callable[[], bool]], bool],
         depth: int = DEPTH,
-        *,
-        gate_first: bool = False,
     ) -> None:
         """Start reading the first of ``windows`` of ``context`` now, with readers made by ``new_reader``.
 
         ``depth + 1`` threads read: the current window's and the next ``depth``'s. The
-        windows after the first wait for the run's first answer, ``answered(stop)`` (the
-        first too, with ``gate_first``: a stream that starts early waits for that answer,
-        or :meth:`open`).
+        windows after the first wait for the run's first answer, ``answered(stopped)``.
         """
         self.covered_by: Covered = {}
         self._prefetcher = Prefetcher(lambda: _WindowFetch(new_reader(), self), depth + 1)
         self._answered = answered
-        self._open = threading.Event()
         self._stopped = False
-        self._gate_first = gate_first
         self._windows = windows
         self._context = context
         self._depth = depth
@@ -121,13 +111,9 @@ class WindowsAhead:
         """Return what the reading of ``window`` covered (once its records are all taken)."""
         return self.covered_by.pop(window)
 
-    def open(self) -> None:
-        """Let every window be read, without waiting for the run's first answer (its stream is being synced)."""
-        self._open.set()
-
     def wait_for_answer(self) -> bool:
-        """Wait until Zoom answered a data request of the run, or :meth:`open`; False once stopped."""
-        return self._answered(lambda: self._stopped or self._open.is_set()) and not self._stopped
+        """Wait until Zoom answered a data request of the run; False once stopped."""
+        return self._answered(lambda: self._stopped) and not self._stopped
 
     def close(self) -> None:
         """Stop reading ahead (see :meth:`Prefetcher.close`)."""
@@ -138,7 +124,7 @@ class WindowsAhead:
     def _fill(self, count: int) -> None:
         """Queue windows until ``count`` are queued (or the range ends)."""
         while len(self._queued) < count and (window := next(self._windows, None)) is not None:
-            ungated = not self._gate_first and not self._queued and not self._started
+            ungated = not self._started  # the first window: the run's first request, or one after it
             self._prefetcher.queue(_key(window), {"window": window, "context": self._context, "ungated": ungated})
             self._queued.append(window)
             self._started = True

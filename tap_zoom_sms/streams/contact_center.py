@@ -6,7 +6,6 @@ import datetime as dt
 import typing as t
 
 from tap_zoom_sms.client import ZoomStream
-from tap_zoom_sms.readahead.windows import DEPTH as WINDOWS_AHEAD
 from tap_zoom_sms.windows import month_windows, parse_time
 
 if t.TYPE_CHECKING:
@@ -29,8 +28,7 @@ class ContactCenterSmsStream(ZoomStream):
     replication_key = "start_time"
     records_key = "sms"
     rate_limit_label = "Heavy"
-    windows_ahead = WINDOWS_AHEAD  # a backfill's empty months cost a round trip each, read one after another
-    starts_early = True  # read while the Phone streams sync (the Heavy limit is its own), and synced last
+    starts_early = True  # read beside the Phone streams (the Heavy limit is its own), and synced last
 
     def windows(self, context: Context | None) -> t.Iterator[Window]:  # noqa: ARG002
         """Read from the bookmark less the lookback (not before start_date) to the end."""

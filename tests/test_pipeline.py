@@ -1,0 +1,205 @@
+"""Lists read ahead: the next windows while the current one is written, and Contact Center beside the Phone streams."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import typing as t
+
+import pytest
+
+from tap_zoom_sms.readahead.background import ListInBackground, WindowEnded
+from tap_zoom_sms.readahead.windows import WindowsAhead
+from tap_zoom_sms.windows import Window
+
+if t.TYPE_CHECKING:
+    from singer_sdk.helpers.types import Context
+
+#: A failure guard only: every wait below ends as soon as what it waits for happens.
+PATIENCE = 10.0
+START = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
+WINDOWS = [Window(START + dt.timedelta(days=31 * i), START + dt.timedelta(days=31 * (i + 1))) for i in range(8)]
+
+
+class Reader:
+    """Reads a window's two records once the test lets it; notes which windows were asked for."""
+
+    def __init__(self, log: Log) -> None:
+        self.log = log
+
+    def read_window(
+        self, window: Window, context: Context | None, covered: dict[Window, dt.datetime]
+    ) -> t.Iterator[dict[str, t.Any]]:
+        index = WINDOWS.index(window)
+        self.log.asked(index)
+        assert self.log.release[index].wait(PATIENCE)
+        if index in self.log.fail:
+            raise self.log.fail[index]
+        yield {"window": index, "n": 0}
+        yield {"window": index, "n": 1}
+        covered[window] = window.end
+
+    def read_windows(
+        self, context: Context | None, windows: t.Iterator[Window], on_window_done: t.Callable[..., None]
+    ) -> t.Iterator[dict[str, t.Any]]:
+        ahead = list(windows)
+        for position, window in enumerate(ahead):
+            covered: dict[Window, dt.datetime] = {}
+            yield from self.read_window(window, context, covered)
+            on_window_done(window, position == len(ahead) - 1, covered[window])
+
+
+class Log:
+    """What the readers were asked, from any thread, and when each window may be read."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Condition()
+        self.windows: list[int] = []
+        self.release = [threading.Event() for _ in WINDOWS]
+        self.fail: dict[int, Exception] = {}
+
+    def asked(self, index: int) -> None:
+        with self.lock:
+            self.windows.append(index)
+            self.lock.notify_all()
+
+    def wait_for(self, count: int) -> list[int]:
+        with self.lock:
+            assert self.lock.wait_for(lambda: len(self.windows) >= count, PATIENCE), self.windows
+            return sorted(self.windows)
+
+    def release_all(self) -> None:
+        for event in self.release:
+            event.set()
+
+
+def answered_when(event: threading.Event) -> t.Callable[[t.Callable[[], bool]], bool]:
+    """The run's first answer, as RunServices.await_answer gives it: wait for ``event`` unless stopped."""
+
+    def wait(stopped: t.Callable[[], bool]) -> bool:
+        while not event.wait(0.01):
+            if stopped():
+                return False
+        return True
+
+    return wait
+
+
+def test_the_next_windows_lists_are_read_while_the_current_one_is_still_being_read() -> None:
+    log, answered = Log(), threading.Event()
+    answered.set()
+    ahead = WindowsAhead(lambda: Reader(log), iter(WINDOWS), None, answered_when(answered), depth=3)
+    try:
+        windows = ahead.windows()
+        assert next(windows) == WINDOWS[0]
+        # window 0 cannot end yet, and the lists of the three windows after it are asked for already
+        assert log.wait_for(4) == [0, 1, 2, 3]
+        log.release_all()
+        records = list(ahead.records(WINDOWS[0], Reader(log)))
+        assert records == [{"window": 0, "n": 0}, {"window": 0, "n": 1}]
+        assert ahead.covered(WINDOWS[0]) == WINDOWS[0].end
+        assert not ahead.last
+    finally:
+        ahead.close()
+
+
+def test_records_come_window_by_window_in_order_whatever_order_the_reads_end_in() -> None:
+    log, answered = Log(), threading.Event()
+    answered.set()
+    ahead = WindowsAhead(lambda: Reader(log), iter(WINDOWS), None, answered_when(answered), depth=3)
+    try:
+        got: list[tuple[int, int]] = []
+        for position, window in enumerate(ahead.windows()):
+            if position == 0:
+                log.wait_for(4)
+                for later in (3, 2, 1, 0):  # the later windows are read first
+                    log.release[later].set()
+                for later in range(4, len(WINDOWS)):
+                    log.release[later].set()
+            got += [(r["window"], r["n"]) for r in ahead.records(window, Reader(log))]
+            assert ahead.covered(window) == window.end
+            assert ahead.last == (window == WINDOWS[-1])
+    finally:
+        ahead.close()
+    assert got == [(w, n) for w in range(len(WINDOWS)) for n in (0, 1)]
+
+
+def test_no_window_after_the_first_is_read_before_zoom_answers_the_run() -> None:
+    log, answered = Log(), threading.Event()
+    ahead = WindowsAhead(lambda: Reader(log), iter(WINDOWS), None, answered_when(answered), depth=3)
+    try:
+        assert log.wait_for(1) == [0]
+        log.release[0].set()
+        assert [r["n"] for r in ahead.records(next(ahead.windows()), Reader(log))] == [0, 1]
+        assert log.windows == [0]  # the refused token or wrong URL would end the run here
+        answered.set()
+        assert log.wait_for(4) == [0, 1, 2, 3]
+    finally:
+        log.release_all()
+        ahead.close()
+
+
+def test_a_stopped_read_ahead_sends_nothing_more() -> None:
+    log, answered = Log(), threading.Event()
+    ahead = WindowsAhead(lambda: Reader(log), iter(WINDOWS), None, answered_when(answered), depth=3)
+    assert log.wait_for(1) == [0]
+    log.release[0].set()
+    ahead.close()
+    answered.set()
+    assert log.windows == [0]
+
+
+def test_a_list_read_in_the_background_waits_for_zoom_then_hands_over_in_order() -> None:
+    log, answered = Log(), threading.Event()
+    log.release_all()
+    early = ListInBackground(Reader(log), iter(WINDOWS[:3]), None, answered_when(answered))
+    try:
+        with log.lock:
+            assert not log.lock.wait_for(lambda: log.windows, 0.2)  # nothing before Zoom answers the run
+        answered.set()
+        items = list(early.items())
+    finally:
+        early.close()
+    expected: list[t.Any] = []
+    for position, window in enumerate(WINDOWS[:3]):
+        expected += [{"window": position, "n": 0}, {"window": position, "n": 1}]
+        expected.append(WindowEnded(window, position == 2, window.end))
+    assert items == expected
+
+
+def test_a_list_read_in_the_background_starts_when_its_turn_comes_even_if_zoom_never_answered() -> None:
+    log = Log()
+    log.release_all()
+    early = ListInBackground(Reader(log), iter(WINDOWS[:2]), None, answered_when(threading.Event()))
+    try:
+        assert len(list(early.items())) == 6
+    finally:
+        early.close()
+
+
+def test_an_error_in_the_background_is_raised_after_the_windows_before_it() -> None:
+    log, answered = Log(), threading.Event()
+    answered.set()
+    log.release_all()
+    log.fail[1] = RuntimeError("daily cap")
+    early = ListInBackground(Reader(log), iter(WINDOWS[:3]), None, answered_when(answered))
+    got: list[t.Any] = []
+    try:
+        with pytest.raises(RuntimeError, match="daily cap"):
+            got.extend(early.items())
+    finally:
+        early.close()
+    assert got == [{"window": 0, "n": 0}, {"window": 0, "n": 1}, WindowEnded(WINDOWS[0], False, WINDOWS[0].end)]
+    assert log.windows == [0, 1]  # nothing asked after the failure
+
+
+def test_a_background_list_nobody_takes_stops_when_closed() -> None:
+    log, answered = Log(), threading.Event()
+    answered.set()
+    log.release_all()
+    early = ListInBackground(Reader(log), iter(WINDOWS), None, answered_when(answered), budget=1)
+    log.wait_for(1)
+    early.close()
+    early._thread.join(PATIENCE)
+    assert not early._thread.is_alive()
+    assert log.windows == [0]  # it waited for room, and stopped there
