@@ -41,7 +41,7 @@ WARMUP_SECONDS = 5
 STOCK_PATH = (
     "from singer_sdk.helpers.conform import TypeConformanceLevel\n"
     "from singer_sdk.io_base import SingerWriter\n"
-    "from tap_zoom_sms.client import BaseStream\n"
+    "from tap_zoom_sms.basestream import BaseStream\n"
     "from tap_zoom_sms.tap import TapZoomSms\n"
     "TapZoomSms.message_writer_class = SingerWriter\n"
     "BaseStream.TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.RECURSIVE\n"

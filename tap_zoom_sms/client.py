@@ -1,4 +1,4 @@
-"""The base of every Zoom stream: auth, pacing, windows, paging, errors and bookmarks."""
+"""The base of every Zoom list stream: auth, pacing, windows, paging, errors and bookmarks."""
 
 from __future__ import annotations
 
@@ -6,20 +6,17 @@ import itertools
 import typing as t
 from functools import cached_property, partial
 from http import HTTPStatus
-from importlib import resources
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import requests
-from singer_sdk import RESTStream, SchemaDirectory, StreamSchema
+from singer_sdk import RESTStream
 from singer_sdk.exceptions import RetriableAPIError
-from singer_sdk.helpers.conform import TypeConformanceLevel
-from singer_sdk.mapper import RemoveRecordTransform
 
 from tap_zoom_sms import retries
+from tap_zoom_sms.basestream import BaseStream
 from tap_zoom_sms.errors import AuthError, DailyLimitError, PageTokenExpiredError, ZoomAPIError
 from tap_zoom_sms.pagination import WINDOW_READ, WindowDone, WindowPage, WindowPaginator, next_page_token
-from tap_zoom_sms.readahead.background import ListInBackground, WindowEnded
+from tap_zoom_sms.readahead.background import ListInBackground
 from tap_zoom_sms.readahead.windows import WindowsAhead
 from tap_zoom_sms.responses import (
     PAGE_TOKEN_CODES,
@@ -31,7 +28,6 @@ from tap_zoom_sms.responses import (
     take_as_read,
     zoom_json,
 )
-from tap_zoom_sms.sdk import StreamHooks
 from tap_zoom_sms.windows import Window, WindowDedupe, format_zoom_time
 
 if t.TYPE_CHECKING:
@@ -40,7 +36,6 @@ if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
 
     from tap_zoom_sms.auth import StaticTokenAuthenticator, ZoomS2SAuthenticator
-    from tap_zoom_sms.run import RunServices
 
 #: Restarts of one window after Zoom rejects its page token, before giving up.
 MAX_WINDOW_RESTARTS = 3
@@ -48,53 +43,6 @@ MAX_WINDOW_RESTARTS = 3
 #: token is not a string), before it is taken as Zoom may mean it: no records (one warning).
 #: Each is a retry of the request, within its budget of faults (``retries.MAX_FAULT_TRIES``).
 MALFORMED_PAGE_REREADS = 3
-
-
-def schema_directory() -> SchemaDirectory:
-    """Locate ``schemas/``: inside the installed wheel, else at the top of a checkout."""
-    packaged = resources.files("tap_zoom_sms") / "schemas"
-    if packaged.is_dir():
-        return SchemaDirectory(packaged)
-    return SchemaDirectory(Path(__file__).resolve().parent.parent / "schemas")
-
-
-SCHEMAS = schema_directory()
-
-
-class BaseStream(StreamHooks):
-    """What every stream of the tap shares, whether it makes requests or not.
-
-    - It is given the run's services (:class:`~tap_zoom_sms.run.RunServices`) when made.
-    - No type conformance: records are decoded from Zoom's JSON and made to match their
-      schema as their page is parsed (:mod:`tap_zoom_sms.conform`), so every value is
-      already a JSON type of its schema; the SDK's recursive conformance would rebuild
-      every record to the same result, the largest per-record cost after encoding.
-    - The SCHEMA message is written once per run, and no bookmark moves per record
-      (see :class:`~tap_zoom_sms.sdk.StreamHooks`).
-    """
-
-    schema = StreamSchema(SCHEMAS)
-    TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
-
-    def __init__(self, *args: t.Any, services: RunServices, **kwargs: t.Any) -> None:
-        """Make the stream for a run served by ``services``."""
-        self.services = services
-        super().__init__(*args, **kwargs)
-
-    def carries(self, record: dict[str, t.Any]) -> bool:
-        """Say whether ``record``'s children are to be read: not if a stream map's ``__filter__`` drops it.
-
-        A filter on sessions is how people keep a department's or a number's SMS out of
-        the warehouse, so it carries to the session's messages and attachments, and no
-        file of theirs is downloaded. A stream mapped to null (or deselected) only
-        hides its own records: its children still come (the SDK would stop them too).
-        """
-        stream_map = self.stream_maps[0]
-        return isinstance(stream_map, RemoveRecordTransform) or bool(stream_map.get_filter_result(record))
-
-    def record_written(self) -> None:
-        """Count the record in the run's progress."""
-        self.services.progress.record(self.name)
 
 
 class ZoomStream(BaseStream, RESTStream[WindowPage]):
@@ -207,33 +155,41 @@ class ZoomStream(BaseStream, RESTStream[WindowPage]):
     def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
         """Read every window, in order; a record on the boundary two windows share is emitted once.
 
-        With ``windows_ahead``, the next windows' lists are read while the current one
-        is written (see :mod:`tap_zoom_sms.readahead.windows`).
+        With ``windows_ahead`` (and workers), the next windows' lists are read while the
+        current one is written (see :mod:`tap_zoom_sms.readahead.windows`); a stream that
+        started early takes what its background reading holds (:meth:`start_early`).
         """
         if self._early is not None:
             early, self._early = self._early, None
-            yield from self._take_early(early)
+            yield from early.hand_over(self)
             return
         windows = self.windows(context)
         first = next(windows, None)
         if first is None:
             return
         windows = itertools.chain([first], windows)
-        if self.windows_ahead:
-            yield from self._hand_over(self._windows_ahead(windows, context))
+        if self.windows_ahead and self.services.workers > 1:
+            new_reader = partial(self.services.new_stream, type(self))
+            ahead = WindowsAhead(new_reader, windows, context, self.services.await_answer, self.windows_ahead)
+            yield from ahead.hand_over(self, self.shown)
             return
-        if self.shows_progress:
-            windows = self.services.progress.windows(self.name, windows, self.services.end_date)
-        yield from self.read_windows(context, windows, self.on_window_done)
+        yield from self.read_windows(context, self.shown(windows), self.on_window_done)
+
+    def shown(self, windows: t.Iterator[Window]) -> t.Iterator[Window]:
+        """Return ``windows``, noted in the run's progress line as they are written (if this stream shows there)."""
+        if not self.shows_progress:
+            return windows
+        return self.services.progress.windows(self.name, windows, self.services.end_date)
 
     def start_early(self) -> None:
         """Start reading this stream's lists now, in the background, while the streams before it sync.
 
         For a stream that ``starts_early`` (Contact Center: another rate-limit label, its
         own limit otherwise idle while the Phone streams sync; a backfill's empty months
-        cost a round trip each). Its records wait within the read-ahead's budget.
+        cost a round trip each), when the run has workers (``max_concurrent_requests``
+        above 1). Its records wait within a budget (:mod:`tap_zoom_sms.readahead.background`).
         """
-        if self.starts_early and not self.partitions and self._early is None:
+        if self.starts_early and self.services.workers > 1 and not self.partitions and self._early is None:
             reader = self.services.new_stream(type(self))
             self._early = ListInBackground(reader, self.windows(None), None, self.services.await_answer)
 
@@ -242,40 +198,6 @@ class ZoomStream(BaseStream, RESTStream[WindowPage]):
         if self._early is not None:
             self._early.close()
             self._early = None
-
-    def _windows_ahead(self, windows: t.Iterator[Window], context: Context | None) -> WindowsAhead:
-        """Start reading ``windows``' lists in worker threads (see :mod:`tap_zoom_sms.readahead.windows`)."""
-        new_reader = partial(self.services.new_stream, type(self))
-        return WindowsAhead(new_reader, windows, context, self.services.await_answer, self.windows_ahead)
-
-    def _take_early(self, early: ListInBackground) -> t.Iterator[dict[str, t.Any]]:
-        """Hand over the records :meth:`start_early` read, each window done once its records are out."""
-        try:
-            for item in early.items():
-                if not isinstance(item, WindowEnded):
-                    yield item
-                    continue
-                if self.marks_windows:
-                    yield WINDOW_READ
-                self.on_window_done(item.window, item.last, item.covered)
-        finally:
-            early.close()
-
-    def _hand_over(self, ahead: WindowsAhead) -> t.Iterator[dict[str, t.Any]]:
-        """Hand the records read ahead over window by window, each window done once its records are out."""
-        dedupe = WindowDedupe(self.primary_keys, str(self.replication_key))
-        shown = ahead.windows()
-        if self.shows_progress:
-            shown = self.services.progress.windows(self.name, shown, self.services.end_date)
-        try:
-            for window in shown:
-                self.current_window = window
-                yield from (r for r in ahead.records(window, self) if dedupe.first_sighting(r, window))
-                if self.marks_windows:
-                    yield WINDOW_READ
-                self.on_window_done(window, ahead.last, ahead.covered(window))
-        finally:
-            ahead.close()
 
     def read_window(
         self, window: Window, context: Context | None, covered: dict[Window, dt.datetime]

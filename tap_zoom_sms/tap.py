@@ -122,6 +122,7 @@ class TapZoomSms(cli.CommandLineTap):
         with that one difference.
         """
         services = self.services
+        services.build()
         self._quiet_sdk_logs()
         services.auth.update_access_token()
         now = max(services.clock.now(), utc_now())

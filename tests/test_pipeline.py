@@ -8,9 +8,13 @@ import typing as t
 
 import pytest
 
+from tap_zoom_sms.auth import ZoomS2SAuthenticator
+from tap_zoom_sms.errors import ZoomAPIError
 from tap_zoom_sms.readahead.background import ListInBackground, WindowEnded
 from tap_zoom_sms.readahead.windows import WindowsAhead
 from tap_zoom_sms.windows import Window
+from tests.conftest import run_tap
+from tests.fakezoom import FakeZoom, base_config
 
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
@@ -203,3 +207,43 @@ def test_a_background_list_nobody_takes_stops_when_closed() -> None:
     early._thread.join(PATIENCE)
     assert not early._thread.is_alive()
     assert log.windows == [0]  # it waited for room, and stopped there
+
+
+def build_account(zoom: FakeZoom) -> None:
+    """Three sessions a month over six months, and an engagement in February and May."""
+    for month in ("01", "02", "03", "04", "05", "06"):
+        for i in range(3):
+            zoom.add_session(f"s{month}{i}")
+            zoom.add_message(f"s{month}{i}", f"2024-{month}-1{i}T10:00:00Z")
+    zoom.add_engagement("e1", "2024-02-02T10:00:00Z")
+    zoom.add_engagement("e2", "2024-05-02T10:00:00Z")
+
+
+def test_an_error_of_one_endpoint_stops_its_stream_and_the_others_still_run(zoom: FakeZoom) -> None:
+    build_account(zoom)
+    refused = {"code": 300, "message": "Invalid parameter"}
+    april = lambda request: request.qs.get("from", [""])[0].startswith("2024-04")  # noqa: E731
+    zoom.fail_next(r"/phone/sms/sessions$", 400, refused, when=april)
+
+    run = run_tap(base_config(max_concurrent_requests=4), expect_error=True)
+
+    assert isinstance(run.error, ZoomAPIError)
+    assert "Invalid parameter" in str(run.error)
+    assert run.ids("contact_center_sms", "engagement_id") == {"e1", "e2"}  # the other stream still ran
+    listed = run.ids("sms_sessions", "session_id")
+    assert {f"s01{i}" for i in range(3)} <= listed
+    assert not any(s.startswith(("s04", "s05", "s06")) for s in listed)  # nothing past the refused month
+    bookmark = run.last_state["bookmarks"]["sms_sessions"]["replication_key_value"]  # type: ignore[index]
+    assert "2024-02-01T00:00:00Z" <= bookmark <= "2024-04-01T00:00:00Z"  # it stops before the refused month
+    # and claims no session it did not write (those held ahead of it are read again by the next run)
+    months_before = {m for m in ("01", "02", "03") if f"2024-{m}-31" < bookmark or f"2024-{m}-30" < bookmark}
+    assert {f"s{m}{i}" for m in months_before for i in range(3)} <= listed
+
+
+def test_a_token_zoom_refused_is_forgotten_once_whichever_thread_says_so_first() -> None:
+    auth = ZoomS2SAuthenticator(account_id="a", client_id="c", client_secret="s", auth_endpoint="http://127.0.0.1:9/")
+    auth.access_token, auth.last_refreshed = "renewed", dt.datetime.now(dt.timezone.utc)
+    auth.invalidate("refused-before")  # a second thread's 401, for the token the first one renewed already
+    assert auth.access_token == "renewed"
+    auth.invalidate("renewed")
+    assert auth.access_token is None

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tap_zoom_sms.client import SCHEMAS
+from tap_zoom_sms.basestream import SCHEMAS
 
 OPENAPI = Path(__file__).parent / "openapi"  # Zoom's spec, excerpted (see shared/zoom-openapi)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.runner import TAP, Run, run_tap
+from bench.runner import TAP, Run, run_tap, truth
 from tap_zoom_sms.emulator import DatasetSpec, Emulator
 
 #: Far longer than any wait the tap may add after a signal: a run still waiting for its
@@ -78,8 +78,16 @@ def test_sigterm_while_message_requests_hang(emulator: Emulator, tmp_path: Path)
 
     assert hung_after  # the signal came while four details requests hung
     assert_interrupted(run, signal.SIGTERM)
-    states = [m for m in run.messages if m["type"] == "STATE"]
-    assert states  # the STATE of completed work (the windows of the session list committed) was written
+    kept, state = run.kept()
+    assert state is not None  # the STATE of completed work (the windows of the session list committed)
+    # and it is one to resume from: what a target committed, and the run from it, hold every message
+    emulator.config.endpoint_latency_ms = {}
+    resumed = run_tap(emulator, tmp_path, config, state)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    again, _ = resumed.kept()
+    expected = truth(emulator)
+    assert kept["sms_messages"] | again["sms_messages"] == expected["sms_messages"]
+    assert kept["sms_messages"] < expected["sms_messages"]  # the first run was stopped short
 
 
 def test_sigterm_while_the_discovery_sample_is_walked(emulator: Emulator, tmp_path: Path) -> None:

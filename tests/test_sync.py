@@ -314,7 +314,7 @@ def test_records_without_type_conformance_equal_the_sdk_default(
 ) -> None:
     from singer_sdk.helpers.conform import TypeConformanceLevel
 
-    from tap_zoom_sms.client import BaseStream
+    from tap_zoom_sms.basestream import BaseStream
 
     build_account(zoom)
     fast = run_tap(base_config())

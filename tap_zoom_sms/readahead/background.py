@@ -30,7 +30,7 @@ if t.TYPE_CHECKING:
     from tap_zoom_sms.pagination import WindowDone
     from tap_zoom_sms.windows import Window
 
-#: How often the reader, waiting for room, checks whether it was stopped.
+#: How often the reader, waiting for room at a window's end, checks whether it was stopped.
 PUT_POLL_SECONDS = 0.1
 
 
@@ -41,6 +41,17 @@ class ListReader(t.Protocol):
         self, context: Context | None, windows: t.Iterator[Window], on_window_done: WindowDone
     ) -> t.Iterator[dict[str, t.Any]]:
         """Read ``windows`` one after another, calling ``on_window_done`` after each."""
+
+
+class ListStream(t.Protocol):
+    """The stream the records read are handed over to."""
+
+    @property
+    def marks_windows(self) -> bool:
+        """Whether WINDOW_READ follows each window's records."""
+
+    def on_window_done(self, window: Window, last: bool, covered: dt.datetime) -> None:
+        """Run once every record of ``window`` is out."""
 
 
 @dataclass(frozen=True)
@@ -75,8 +86,9 @@ class ListInBackground:
         answered: t.Callable[[t.Callable[[], bool]], bool],
         budget: int = RECORD_BUDGET,
     ) -> None:
-        """Start reading; records wait in a queue of ``budget``, until :meth:`items` takes them."""
-        self._queue: queue.Queue[t.Any] = queue.Queue(maxsize=budget)
+        """Start reading; once ``budget`` records wait, the reading pauses at its next window's end."""
+        self._queue: queue.Queue[t.Any] = queue.Queue()
+        self._budget = budget
         self._stopped = threading.Event()
         self._taking = threading.Event()
         self._thread = threading.Thread(
@@ -95,6 +107,19 @@ class ListInBackground:
                 raise item.error
             yield item
 
+    def hand_over(self, stream: ListStream) -> t.Iterator[dict[str, t.Any]]:
+        """Yield the records read to ``stream``'s sync, each window done once its records are out."""
+        try:
+            for item in self.items():
+                if not isinstance(item, WindowEnded):
+                    yield item
+                    continue
+                if stream.marks_windows:
+                    yield WINDOW_READ
+                stream.on_window_done(item.window, item.last, item.covered)
+        finally:
+            self.close()
+
     def close(self) -> None:
         """Stop reading (the thread ends at its next record, or its next wait)."""
         self._stopped.set()
@@ -111,6 +136,7 @@ class ListInBackground:
 
         def ended(window: Window, last: bool, covered: dt.datetime) -> None:
             self._put(WindowEnded(window, last, covered))
+            self._wait_for_room()  # before the next window's first page
 
         try:
             for record in reader.read_windows(context, windows, ended):
@@ -126,14 +152,16 @@ class ListInBackground:
         self._put_last(_END)
 
     def _put(self, item: t.Any) -> None:
-        """Queue ``item`` once there is room; raise :class:`_Stopped` if stopped meanwhile."""
-        while not self._stopped.is_set():
-            try:
-                self._queue.put(item, timeout=PUT_POLL_SECONDS)
-            except queue.Full:
-                continue
-            return
-        raise _Stopped
+        """Queue ``item``; raise :class:`_Stopped` if nobody will take it."""
+        if self._stopped.is_set():
+            raise _Stopped
+        self._queue.put(item)
+
+    def _wait_for_room(self) -> None:
+        """Wait while the budget's records wait; raise :class:`_Stopped` if stopped meanwhile."""
+        while self._queue.qsize() >= self._budget:
+            if self._stopped.wait(PUT_POLL_SECONDS):
+                raise _Stopped
 
     def _put_last(self, item: t.Any) -> None:
         try:

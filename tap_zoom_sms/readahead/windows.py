@@ -21,7 +21,9 @@ from __future__ import annotations
 import collections
 import typing as t
 
+from tap_zoom_sms.pagination import WINDOW_READ
 from tap_zoom_sms.readahead.prefetch import Prefetcher
+from tap_zoom_sms.windows import WindowDedupe
 
 if t.TYPE_CHECKING:
     import datetime as dt
@@ -44,6 +46,27 @@ class WindowReader(t.Protocol):
 
     def read_window(self, window: Window, context: Context | None, covered: Covered) -> t.Iterator[dict[str, t.Any]]:
         """Yield the records of ``window`` (each once), then set ``covered[window]``."""
+
+
+class ListStream(WindowReader, t.Protocol):
+    """The stream the records read ahead are handed over to, window by window."""
+
+    current_window: Window
+
+    @property
+    def primary_keys(self) -> t.Sequence[str] | None:
+        """The fields that identify a record."""
+
+    @property
+    def replication_key(self) -> str | None:
+        """The field that places a record in time."""
+
+    @property
+    def marks_windows(self) -> bool:
+        """Whether WINDOW_READ follows each window's records."""
+
+    def on_window_done(self, window: Window, last: bool, covered: dt.datetime) -> None:
+        """Run once every record of ``window`` is out."""
 
 
 class _WindowFetch:
@@ -99,6 +122,27 @@ class WindowsAhead:
             self._fill(self._depth)  # the next windows' lists start before this one is written
             self.last = not self._queued
             yield window
+
+    def hand_over(
+        self, stream: ListStream, shown: t.Callable[[t.Iterator[Window]], t.Iterator[Window]]
+    ) -> t.Iterator[dict[str, t.Any]]:
+        """Yield the records window by window to ``stream``'s sync, each window done once its records are out.
+
+        ``shown`` notes the windows in the run's progress as they are written. A record
+        on the boundary two windows share is yielded once (:class:`WindowDedupe`), and
+        :data:`~tap_zoom_sms.pagination.WINDOW_READ` follows each window's records if the
+        stream ``marks_windows``.
+        """
+        dedupe = WindowDedupe(stream.primary_keys or (), str(stream.replication_key))
+        try:
+            for window in shown(self.windows()):
+                stream.current_window = window
+                yield from (r for r in self.records(window, stream) if dedupe.first_sighting(r, window))
+                if stream.marks_windows:
+                    yield WINDOW_READ
+                stream.on_window_done(window, self.last, self.covered(window))
+        finally:
+            self.close()
 
     def records(self, window: Window, here: WindowReader) -> t.Iterator[dict[str, t.Any]]:
         """Return ``window``'s records as they are read; ``here`` reads it if no worker has begun it."""

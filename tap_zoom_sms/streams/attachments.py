@@ -5,7 +5,7 @@ from __future__ import annotations
 import typing as t
 from functools import partial
 
-from tap_zoom_sms.client import BaseStream
+from tap_zoom_sms.basestream import BaseStream
 from tap_zoom_sms.streams.messages import SmsMessagesStream, placeable
 
 if t.TYPE_CHECKING:
