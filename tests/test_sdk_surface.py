@@ -7,10 +7,16 @@ that moved (see docs/architecture.md#the-sdks-private-surface).
 from __future__ import annotations
 
 import ast
+import importlib
+import inspect
+import re
 from pathlib import Path
 
 import pytest
-from singer_sdk import Stream
+from singer_sdk import RESTStream, Stream, Tap
+from singer_sdk.authenticators import BearerTokenAuthenticator, OAuthAuthenticator
+from singer_sdk.contrib.msgspec import MsgSpecWriter
+from singer_sdk.pagination import BaseAPIPaginator
 
 from tap_zoom_sms import sdk
 
@@ -59,3 +65,34 @@ def test_only_the_sdk_module_names_a_private_sdk_name() -> None:
     uses = {str(p.relative_to(PACKAGE)): private_uses(p) for p in modules}
     assert {name: found for name, found in uses.items() if found} == {}
     assert private_uses(PACKAGE / "sdk.py")  # the scan does see them where they are
+
+
+def installed_sdk_private_names() -> set[str]:
+    """Every private name of the SDK classes the tap derives from: methods, and the attributes they set."""
+    names: set[str] = set()
+    for cls in (Tap, Stream, RESTStream, OAuthAuthenticator, BearerTokenAuthenticator, BaseAPIPaginator, MsgSpecWriter):
+        for owner in cls.__mro__:
+            if owner.__module__.startswith("singer_sdk"):
+                names |= {n for n in vars(owner) if n.startswith("_") and not n.startswith("__") and n != "_abc_impl"}
+                names |= set(re.findall(r"self\.(_[A-Za-z]\w*)\s*[:=]", inspect.getsource(owner)))
+    return names
+
+
+def test_no_class_of_the_tap_outside_sdk_py_touches_any_private_name_of_the_installed_sdk() -> None:
+    """Not only the names sdk.py lists: any private name of an SDK class a tap class derives from."""
+    private = installed_sdk_private_names()
+    assert {"_sync_children", "_request", "_tap", "_state_writer"} <= private  # the scan sees the SDK's names
+    touched = {}
+    for path in PACKAGE.rglob("*.py"):
+        if "emulator" in path.parts or path.name == "__main__.py" or path == PACKAGE / "sdk.py":
+            continue
+        module = importlib.import_module(".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts))
+        for cls in vars(module).values():
+            if not (inspect.isclass(cls) and cls.__module__ == module.__name__):
+                continue
+            if not any(base.__module__.startswith("singer_sdk") for base in cls.__mro__[1:]):
+                continue
+            names = set(vars(cls)) | set(re.findall(r"\.(_[A-Za-z]\w*)", inspect.getsource(cls)))
+            if found := sorted(names & private):
+                touched[cls.__qualname__] = found
+    assert touched == {}
