@@ -11,6 +11,7 @@ waited out, and an estimate of the time left.
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 import logging
 import threading
@@ -27,6 +28,12 @@ if t.TYPE_CHECKING:
 
 #: Seconds between two progress lines.
 INTERVAL = 30.0
+#: Seconds of the latest requests a rate is taken over: long enough to mean something, short
+#: enough to show a change of pace.
+RATE_WINDOW = 60.0
+#: The least time a rate is given over: below it, a count says more (a run of two requests
+#: does not go at "143.5 requests/s").
+MIN_RATE_SPAN = 10.0
 #: How the records of each stream are named in the line.
 NOUNS = {
     "sms_sessions": "sessions",
@@ -39,35 +46,74 @@ PER_SESSION_LINES = ("Beginning sync of ", "Starting incremental sync of ")
 
 
 class Progress:
-    """Counts what a run has done, from every thread, and logs it in one line."""
+    """Counts what a run has done, from every thread, and logs it in one line.
 
-    def __init__(self, logger: logging.Logger, limits: t.Mapping[str, float], interval: float | None = None) -> None:
-        """Log to ``logger`` every ``interval`` seconds (:data:`INTERVAL`); ``limits``: requests/s per label."""
+    The time left is the run's: the stream being read, extrapolated from how far its
+    written records have come through its range (see :meth:`time_left`), plus a first
+    guess for each stream still to come in :meth:`plan`.
+    """
+
+    def __init__(
+        self,
+        logger: logging.Logger,
+        limits: t.Mapping[str, float],
+        interval: float | None = None,
+        *,
+        clock: t.Callable[[], float] = time.monotonic,
+    ) -> None:
+        """Log to ``logger`` every ``interval`` seconds (:data:`INTERVAL`); ``limits``: requests/s per label.
+
+        ``clock`` gives the seconds that rates and estimates are measured in (monotonic).
+        """
         self._logger = logger
         self._limits = dict(limits)
         self._interval = INTERVAL if interval is None else interval
+        self._clock = clock
         self._lock = threading.Lock()
         self.records: dict[str, int] = dict.fromkeys(NOUNS, 0)
         self.requests = 0
         self.rate_limited = 0
-        self._started = self._last_time = time.monotonic()
-        self._last_requests = 0
+        self._started = clock()
+        #: (time, requests so far) at each line and at the start: the rate's window
+        self._marks: collections.deque[tuple[float, int]] = collections.deque([(self._started, 0)])
+        self._round_trips = (0.0, 0)
+        self._plan: list[str] = []
         self._stream: str | None = None
         self._window: Window | None = None
         self._range: tuple[dt.datetime, dt.datetime | None] | None = None
+        self._position: str = ""
+        #: when the stream's first record with a position was written, and that position
+        self._first: tuple[float, dt.datetime] | None = None
+        #: whether the stream's windows are all listed (its last sessions may still be written)
+        self._listed_all = False
         self._stream_started = self._started
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     # --- counting (called by the streams and the sessions) ------------------
-    def record(self, stream: str) -> None:
-        """Count a RECORD message of ``stream`` (written from the main thread only)."""
+    def plan(self, streams: t.Iterable[str]) -> None:
+        """Note the top-level streams the run will read, in order: the time left counts those still to come."""
+        self._plan = list(streams)
+
+    def record(self, stream: str, position: str | None = None) -> None:
+        """Count a RECORD message of ``stream`` (written from the main thread only).
+
+        ``position``: the record's replication key value (Zoom's time format). For the
+        stream whose windows the line follows, the latest one is how far its range is
+        written: the records read ahead but not yet written do not count.
+        """
         self.records[stream] = self.records.get(stream, 0) + 1
+        if position and stream == self._stream and position > self._position:
+            self._position = position
+            if self._first is None and (reached := _parse_position(position)) is not None:
+                self._first = (self._clock(), reached)
 
     def response(self, response: requests.Response) -> None:
         """Count a response to a request (any thread); a 429 is one more wait."""
         with self._lock:
             self.requests += 1
+            total, count = self._round_trips
+            self._round_trips = (total + response.elapsed.total_seconds(), count + 1)
             if response.status_code == HTTPStatus.TOO_MANY_REQUESTS:
                 self.rate_limited += 1
 
@@ -75,13 +121,13 @@ class Progress:
         """Yield ``windows`` of ``stream``, a range up to ``end`` (None: now), noting the current one."""
         for window in windows:
             with self._lock:
-                if self._stream != stream or self._range is None:
-                    self._stream, self._stream_started = stream, time.monotonic()
-                    self._range = (window.start, end)
+                if self._stream != stream or self._range is None or self._listed_all:
+                    self._stream, self._stream_started = stream, self._clock()
+                    self._range, self._position, self._first, self._listed_all = (window.start, end), "", None, False
                 self._window = window
             yield window
         with self._lock:
-            self._range = None
+            self._listed_all = True
 
     # --- the line ---------------------------------------------------------
     def start(self) -> None:
@@ -100,47 +146,90 @@ class Progress:
 
     def line(self, *, final: bool = False) -> str:
         """Return the progress line: where the run is, what it wrote, its rate, and the time left."""
-        now = time.monotonic()
+        now = self._clock()
         with self._lock:
             requests, limited = self.requests, self.rate_limited
-            rate = (requests - self._last_requests) / max(now - self._last_time, 1e-9)
-            self._last_requests, self._last_time = requests, now
-        if final:
-            rate = requests / max(now - self._started, 1e-9)
         counts = ", ".join(f"{self.records.get(stream, 0):,} {noun}" for stream, noun in NOUNS.items())
         limits = ", ".join(f"{label} {limit:g}/s" for label, limit in self._limits.items() if limit)
         parts = [
             f"Progress{' (end of run)' if final else ''}: {self._where() if not final else 'done'}",
             f"{counts} so far" if not final else f"{counts} written",
-            f"{rate:.1f} requests/s ({'limits ' + limits if limits else 'no limit set'})",
+            f"{self._rate(now, requests, final=final)} ({'limits ' + limits if limits else 'no limit set'})",
             f"{limited:,} 429s waited out",
         ]
-        if not final and (left := self._time_left(now)):
-            parts.append(left)
+        if not final and (left := self.time_left(now)) is not None:
+            parts.append(f"about {_duration(left)} left{self._to_come()}")
         return "; ".join(parts)
+
+    def _rate(self, now: float, requests: int, *, final: bool) -> str:
+        """Say the request rate over the latest RATE_WINDOW seconds (the whole run in the last line).
+
+        Over less than MIN_RATE_SPAN seconds a rate means little: the count is given instead.
+        """
+        while len(self._marks) > 1 and now - self._marks[1][0] >= RATE_WINDOW:
+            self._marks.popleft()
+        since, before = (self._started, 0) if final else self._marks[0]
+        self._marks.append((now, requests))
+        if now - since < MIN_RATE_SPAN:
+            return f"{requests - before:,} requests in {now - since:.0f} s"
+        return f"{(requests - before) / (now - since):.1f} requests/s"
 
     def _where(self) -> str:
         window, stream = self._window, self._stream
         if window is None or stream is None or self._range is None:
             return "starting"
+        if self._listed_all:
+            return f"{stream} listed to the end, its last records being written"
         end = self._range[1] or utc_now()
         return (
             f"{stream} window {format_zoom_time(window.start)} to {format_zoom_time(window.end)}"
             f" ({_months_after(window.end, end)} more after it)"
         )
 
-    def _time_left(self, now: float) -> str:
-        """Estimate the time left in the current stream from the share of its range read so far."""
-        window, span = self._window, self._range
-        if window is None or span is None:
+    def _to_come(self) -> str:
+        """Name the top-level streams still to come after the one being read (their time is a first guess)."""
+        if self._stream not in self._plan:
             return ""
+        later = self._plan[self._plan.index(self._stream) + 1 :]
+        return f" ({', '.join(later)} still to come)" if later else ""
+
+    def time_left(self, now: float) -> float | None:
+        """Estimate the seconds left in the run, or None before there is anything to go on.
+
+        The stream being read: the part of its range still to write, at the pace its
+        written records have moved through the range since its first one (the fixed start
+        before it, the token, the first lists and the read-ahead filling, is no pace). How
+        far it is comes from the latest record written, not from the window being listed,
+        which runs ahead of the writing. The range is taken as evenly filled: a month
+        denser than those before it is underestimated until it is written. A top-level
+        stream still to come: a page per month of the range, each a round trip as
+        measured so far (a first guess: the line says the stream is to come).
+        """
+        with self._lock:
+            stream, span, window, first = self._stream, self._range, self._window, self._first
+            total_trips, trips = self._round_trips
+        if stream is None or span is None or window is None:
+            return None
         start, end = span[0], span[1] or utc_now()
-        total = (end - start).total_seconds()
-        done = (window.start - start).total_seconds()
-        if total <= 0 or done <= 0:
-            return ""
-        seconds = (now - self._stream_started) * (total - done) / done
-        return f"about {_duration(seconds)} left for {self._stream}"
+        reached = min(_parse_position(self._position) or window.start, end)
+        since, origin = (self._stream_started, start) if first is None or first[1] >= reached else first
+        moved = (reached - origin).total_seconds()
+        if moved <= 0 or now <= since:
+            return None
+        left = (now - since) * (end - reached).total_seconds() / moved
+        later = self._plan[self._plan.index(stream) + 1 :] if stream in self._plan else []
+        if later and trips:
+            left += len(later) * _months_after(start, end) * total_trips / trips
+        return left
+
+
+def _parse_position(position: str) -> dt.datetime | None:
+    """Read a replication key value as an aware datetime (None if it is not one)."""
+    try:
+        value = dt.datetime.fromisoformat(position.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return value if value.tzinfo is not None else value.replace(tzinfo=dt.timezone.utc)
 
 
 def _months_after(instant: dt.datetime, end: dt.datetime) -> int:
@@ -154,11 +243,14 @@ def _months_after(instant: dt.datetime, end: dt.datetime) -> int:
 
 
 def _duration(seconds: float) -> str:
+    """Say a time left finely enough to be held to 25%: "45 s", "3 min 20 s", "2 h 05 min"."""
     if seconds < 90:
         return f"{seconds:.0f} s"
     if seconds < 90 * 60:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
+        minutes, rest = divmod(round(seconds / 5) * 5, 60)
+        return f"{minutes:.0f} min {rest:.0f} s" if rest else f"{minutes:.0f} min"
+    hours, rest = divmod(round(seconds / 60), 60)
+    return f"{hours:.0f} h {rest:02.0f} min"
 
 
 class SessionNoise(logging.Filter):

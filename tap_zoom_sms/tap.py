@@ -127,6 +127,8 @@ class TapZoomSms(cli.CommandLineTap):
         self.prepare_sync()
         if self.state:
             self.state_writer.write_state(self.state)
+        top = (s for s in self.streams.values() if not s.parent_stream_type)
+        services.progress.plan(s.name for s in top if s.selected or s.has_selected_descendents)
         services.progress.start()
         try:
             self._sync_each()
