@@ -48,9 +48,9 @@ PER_SESSION_LINES = ("Beginning sync of ", "Starting incremental sync of ")
 class Progress:
     """Counts what a run has done, from every thread, and logs it in one line.
 
-    The time left is the run's: the stream being read, extrapolated from how far its
-    written records have come through its range (see :meth:`time_left`), plus a first
-    guess for each stream still to come in :meth:`plan`.
+    The time left is the run's once its last top-level stream is being read: that
+    stream extrapolated from how far its written records have come through its range
+    (see :meth:`time_left`); before that, the line names the streams still to come.
     """
 
     def __init__(
@@ -76,7 +76,6 @@ class Progress:
         self._started = clock()
         #: (time, requests so far) at each line and at the start: the rate's window
         self._marks: collections.deque[tuple[float, int]] = collections.deque([(self._started, 0)])
-        self._round_trips = (0.0, 0)
         self._plan: list[str] = []
         self._stream: str | None = None
         self._window: Window | None = None
@@ -112,8 +111,6 @@ class Progress:
         """Count a response to a request (any thread); a 429 is one more wait."""
         with self._lock:
             self.requests += 1
-            total, count = self._round_trips
-            self._round_trips = (total + response.elapsed.total_seconds(), count + 1)
             if response.status_code == HTTPStatus.TOO_MANY_REQUESTS:
                 self.rate_limited += 1
 
@@ -187,11 +184,15 @@ class Progress:
         )
 
     def _to_come(self) -> str:
-        """Name the top-level streams still to come after the one being read (their time is a first guess)."""
+        """Name the top-level streams still to come after the one being read: their time is not known yet.
+
+        A stream's time is learned as it is read; before that nothing tells how many
+        records it holds (Phone SMS lists give no totals), so a number would be a guess.
+        """
         if self._stream not in self._plan:
             return ""
         later = self._plan[self._plan.index(self._stream) + 1 :]
-        return f" ({', '.join(later)} still to come)" if later else ""
+        return f" in {self._stream}, then {' and '.join(later)}" if later else ""
 
     def time_left(self, now: float) -> float | None:
         """Estimate the seconds left in the run, or None before there is anything to go on.
@@ -201,13 +202,11 @@ class Progress:
         before it, the token, the first lists and the read-ahead filling, is no pace). How
         far it is comes from the latest record written, not from the window being listed,
         which runs ahead of the writing. The range is taken as evenly filled: a month
-        denser than those before it is underestimated until it is written. A top-level
-        stream still to come: a page per month of the range, each a round trip as
-        measured so far (a first guess: the line says the stream is to come).
+        denser than those before it is underestimated until it is written. The top-level
+        streams still to come are named in the line, not counted (see :meth:`_to_come`).
         """
         with self._lock:
             stream, span, window, first = self._stream, self._range, self._window, self._first
-            total_trips, trips = self._round_trips
         if stream is None or span is None or window is None:
             return None
         start, end = span[0], span[1] or utc_now()
@@ -216,11 +215,7 @@ class Progress:
         moved = (reached - origin).total_seconds()
         if moved <= 0 or now <= since:
             return None
-        left = (now - since) * (end - reached).total_seconds() / moved
-        later = self._plan[self._plan.index(stream) + 1 :] if stream in self._plan else []
-        if later and trips:
-            left += len(later) * _months_after(start, end) * total_trips / trips
-        return left
+        return (now - since) * (end - reached).total_seconds() / moved
 
 
 def _parse_position(position: str) -> dt.datetime | None:

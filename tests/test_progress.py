@@ -99,18 +99,24 @@ def test_the_estimate_follows_the_records_written_not_the_window_listed() -> Non
     assert "limits Medium 10/s" in line
 
 
-def test_the_estimate_is_for_the_whole_run_with_the_streams_still_to_come() -> None:
+def test_the_line_names_the_streams_still_to_come_and_the_last_ones_estimate_is_the_runs() -> None:
     clock = Clock(0.0)
     tracker = Progress(logging.getLogger("test"), {"Medium": 20, "Heavy": 10}, clock=clock)
-    tracker.plan(["sms_sessions", "contact_center_sms"])
+    tracker.plan(["contact_center_sms", "sms_sessions"])  # the SDK syncs its streams by name
+    engagements = tracker.windows(
+        "contact_center_sms", iter([Window(JANUARY, FEBRUARY), Window(FEBRUARY, APRIL)]), APRIL
+    )
+    next(engagements)
+    tracker.record("contact_center_sms", "2024-02-01T00:00:00Z")  # 31 of 91 days in 6 s
+    clock.now = 6.0
+    assert tracker.line().endswith("; about 12 s left in contact_center_sms, then sms_sessions")
+    for _ in engagements:
+        pass
     walk = sessions_walk(tracker)
     next(walk)
     tracker.record("sms_sessions", "2024-02-01T00:00:00Z")
-    for seconds in (0.25, 0.75):
-        tracker.response(responded(seconds))
-    clock.now = 60.0
-    # the sessions' 116.1 s, then Contact Center: a page a month of the range (3), a round trip (0.5 s) each
-    assert tracker.time_left(clock.now) == pytest.approx(60 * 60 / 31 + 3 * 0.5)
+    clock.now = 66.0
+    assert tracker.line().endswith("; about 1 min 55 s left")  # the sessions' 60 s * 60 / 31: the run's
 
 
 def test_no_estimate_before_anything_is_written_or_listed() -> None:
@@ -145,3 +151,17 @@ def test_the_rate_is_over_the_latest_minute() -> None:
     assert "15.0 requests/s" in tracker.line(final=True)  # the whole run's: 2,100 in 140 s
 
 
+def test_the_estimate_goes_on_while_the_last_sessions_are_written() -> None:
+    clock = Clock(0.0)
+    tracker = Progress(logging.getLogger("test"), {"Medium": 10}, clock=clock)
+    walk = sessions_walk(tracker)
+    next(walk)
+    clock.now = 10.0
+    tracker.record("sms_sessions", "2024-01-01T00:00:00Z")  # the first record, at 10 s: the pace starts here
+    for _ in walk:  # every window listed; the read-ahead still holds the last sessions
+        pass
+    tracker.record("sms_sessions", "2024-03-01T00:00:00Z")
+    clock.now = 70.0
+    # 60 days written in 60 s since the first record: 31 days left, 31 s
+    assert tracker.time_left(clock.now) == pytest.approx(31.0)
+    assert "sms_sessions listed to the end, its last records being written" in tracker.line()
