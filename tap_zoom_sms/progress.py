@@ -34,6 +34,13 @@ RATE_WINDOW = 60.0
 #: The least time a rate is given over: below it, a count says more (a run of two requests
 #: does not go at "143.5 requests/s").
 MIN_RATE_SPAN = 10.0
+#: Seconds between two samples of how far a stream is written, the points its pace is fitted to.
+SAMPLE_SECONDS = 0.5
+#: Samples kept per stream: past it, every other one is let go (a run of hours keeps its whole span).
+MAX_SAMPLES = 2000
+#: Seconds of samples a fitted pace needs: over less, a month's steps (its listed sessions
+#: written, then those active in it but listed later) are most of what a line would fit.
+FIT_SECONDS = 30.0
 #: How the records of each stream are named in the line.
 NOUNS = {
     "sms_sessions": "sessions",
@@ -81,8 +88,8 @@ class Progress:
         self._window: Window | None = None
         self._range: tuple[dt.datetime, dt.datetime | None] | None = None
         self._position: str = ""
-        #: when the stream's first record with a position was written, and that position
-        self._first: tuple[float, dt.datetime] | None = None
+        #: (when, seconds into the range) the stream's records were written, a sample a SAMPLE_SECONDS
+        self._samples: list[tuple[float, float]] = []
         #: whether the stream's windows are all listed (its last sessions may still be written)
         self._listed_all = False
         self._stream_started = self._started
@@ -104,8 +111,19 @@ class Progress:
         self.records[stream] = self.records.get(stream, 0) + 1
         if position and stream == self._stream and position > self._position:
             self._position = position
-            if self._first is None and (reached := _parse_position(position)) is not None:
-                self._first = (self._clock(), reached)
+            self._sample(position)
+
+    def _sample(self, position: str) -> None:
+        """Keep how far the stream is written now, if the last sample is SAMPLE_SECONDS old."""
+        now = self._clock()
+        if self._samples and now - self._samples[-1][0] < SAMPLE_SECONDS:
+            return
+        if (reached := _parse_position(position)) is None or self._range is None:
+            return
+        with self._lock:
+            self._samples.append((now, (reached - self._range[0]).total_seconds()))
+            if len(self._samples) > MAX_SAMPLES:
+                self._samples = self._samples[::2]
 
     def response(self, response: requests.Response) -> None:
         """Count a response to a request (any thread); a 429 is one more wait."""
@@ -120,7 +138,8 @@ class Progress:
             with self._lock:
                 if self._stream != stream or self._range is None or self._listed_all:
                     self._stream, self._stream_started = stream, self._clock()
-                    self._range, self._position, self._first, self._listed_all = (window.start, end), "", None, False
+                    self._range, self._position, self._listed_all = (window.start, end), "", False
+                    self._samples = []
                 self._window = window
             yield window
         with self._lock:
@@ -198,24 +217,45 @@ class Progress:
         """Estimate the seconds left in the run, or None before there is anything to go on.
 
         The stream being read: the part of its range still to write, at the pace its
-        written records have moved through the range since its first one (the fixed start
-        before it, the token, the first lists and the read-ahead filling, is no pace). How
-        far it is comes from the latest record written, not from the window being listed,
-        which runs ahead of the writing. The range is taken as evenly filled: a month
-        denser than those before it is underestimated until it is written. The top-level
-        streams still to come are named in the line, not counted (see :meth:`_to_come`).
+        written records move through the range. Once there are FIT_SECONDS of samples of
+        how far they were written, that pace is a straight line fitted to them, and the
+        line's position now is how far the stream is: neither the fixed start before the
+        first record (the token, the first lists, the read-ahead filling) nor the steps
+        each month makes sway it. Before that, the pace since the first record written.
+        How far the stream is comes from the records written, not from the window being
+        listed, which runs ahead of the writing. The range is taken as evenly filled: a
+        month much busier than those before it is underestimated until it is written. The
+        top-level streams still to come are named in the line, not counted (see :meth:`_to_come`).
         """
         with self._lock:
-            stream, span, window, first = self._stream, self._range, self._window, self._first
+            stream, span, window, samples = self._stream, self._range, self._window, list(self._samples)
         if stream is None or span is None or window is None:
             return None
         start, end = span[0], span[1] or utc_now()
+        total = (end - start).total_seconds()
         reached = min(_parse_position(self._position) or window.start, end)
-        since, origin = (self._stream_started, start) if first is None or first[1] >= reached else first
-        moved = (reached - origin).total_seconds()
-        if moved <= 0 or now <= since:
+        done = (reached - start).total_seconds()
+        if len(samples) >= 3 and samples[-1][0] - samples[0][0] >= FIT_SECONDS:
+            pace, at_now = _fit(samples, now)
+            return max(0.0, total - min(at_now, total)) / pace if pace > 0 else None
+        since, origin = (
+            (samples[0][0], samples[0][1]) if samples and samples[0][1] < done else (self._stream_started, 0.0)
+        )
+        if done <= origin or now <= since:
             return None
-        return (now - since) * (end - reached).total_seconds() / moved
+        return (now - since) * (total - done) / (done - origin)
+
+
+def _fit(samples: list[tuple[float, float]], now: float) -> tuple[float, float]:
+    """Fit a straight line to (time, position) points by least squares: its slope, and its position at ``now``."""
+    count = len(samples)
+    mean_t = sum(when for when, _ in samples) / count
+    mean_p = sum(position for _, position in samples) / count
+    spread = sum((when - mean_t) ** 2 for when, _ in samples)
+    if spread <= 0:
+        return 0.0, mean_p
+    slope = sum((when - mean_t) * (position - mean_p) for when, position in samples) / spread
+    return slope, mean_p + slope * (now - mean_t)
 
 
 def _parse_position(position: str) -> dt.datetime | None:

@@ -165,3 +165,18 @@ def test_the_estimate_goes_on_while_the_last_sessions_are_written() -> None:
     # 60 days written in 60 s since the first record: 31 days left, 31 s
     assert tracker.time_left(clock.now) == pytest.approx(31.0)
     assert "sms_sessions listed to the end, its last records being written" in tracker.line()
+
+
+def test_past_half_a_minute_the_pace_is_a_line_fitted_through_the_months_steps() -> None:
+    clock = Clock(0.0)
+    tracker = Progress(logging.getLogger("test"), {"Medium": 20}, clock=clock)
+    walk = sessions_walk(tracker)
+    next(walk)
+    for step in range(11):  # a day a second, written in steps of 4 days every 4 s, from 10 s to 50 s
+        clock.now = 10.0 + 4 * step
+        written = JANUARY + dt.timedelta(days=1 + 4 * step)
+        tracker.record("sms_sessions", written.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    clock.now = 52.0
+    # the line through the steps is at day 43 now: 48 days left at a day a second (the pace since the
+    # first record, 40 days in 40 s from day 1, would say 50 days from day 41, not the line's 48)
+    assert tracker.time_left(clock.now) == pytest.approx(48.0)
