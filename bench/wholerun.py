@@ -279,6 +279,8 @@ def main(argv: t.Sequence[str] | None = None) -> None:
     """Run the matrix (or its quick subset) and print its tables."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="sparse and dense accounts at 0 and 500 ms, 20/s")
+    parser.add_argument("--latency", type=int, action="append", help="only these latencies, in ms (repeatable)")
+    parser.add_argument("--limit", type=int, action="append", help="only these limits, per second (repeatable)")
     parser.add_argument(
         "--tap-source", type=Path, help="run the tap from this source tree (another commit's checkout): before/after"
     )
@@ -291,8 +293,9 @@ def main(argv: t.Sequence[str] | None = None) -> None:
             tables = whole_run(Path(workdir), shapes=SHAPES[:2], latencies=(0, 500), limits=(20,), env=env)
             giant = giant_session(Path(workdir), latencies=(150,), env=env)
         else:
-            tables = whole_run(Path(workdir), env=env)
-            giant = giant_session(Path(workdir), env=env)
+            latencies, limits = args.latency or LATENCIES, args.limit or LIMITS
+            tables = whole_run(Path(workdir), latencies=latencies, limits=limits, env=env)
+            giant = giant_session(Path(workdir), latencies=latencies, env=env)
     print("\nWhole-run utilization (Medium), and requests beside the API minimum\n")  # noqa: T201
     print("\n".join(tables))  # noqa: T201
     print("\nOne giant session (bound by latency: no target)\n")  # noqa: T201
