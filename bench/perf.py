@@ -1,10 +1,9 @@
 """The performance benchmark: the installed tap against the emulator, all figures from one run.
 
-1. Rate-limit utilization: Medium requests/s over the configured limit, at 0, 50, 150, 500 ms
-   and 1 s of emulator latency and limits of 10 and 20/s (the emulator enforces the same
-   limit), with default settings (concurrency sized from the limit) and with 8 concurrent
-   requests (the former default): over the whole run, and steady (after its first 5 seconds:
-   start-up and the session list's first pages); 429s counted, and the tap's peak RSS.
+1. Whole-run utilization (see bench/wholerun.py): whole backfills of three accounts at 0, 150,
+   500 ms and 1 s of emulator latency and limits of 10 and 20/s, against the best the limit
+   allows, with 429s, each account's requests beside the API minimum, and how true the tap's
+   time-left estimates were; and one giant session.
 2. Requests per 1,000 messages for a 13-month backfill, beside the minimum the API allows
    for that data set (pages per month-long window, from the ground truth).
 3. CPU throughput (records per CPU-second of the tap process), zero latency and no limit,
@@ -20,23 +19,16 @@ Run: .venv/bin/python -m bench.perf [--quick]   (prints Markdown tables)
 from __future__ import annotations
 
 import argparse
-import collections
 import datetime as dt
-import math
 import re
 import tempfile
-import time
 import typing as t
 from pathlib import Path
 
 from bench.runner import Run, run_tap, truth
+from bench.wholerun import SHAPES, api_minimum, giant_session, phone_only_catalog, whole_run
 from tap_zoom_sms.concurrency import message_workers
 from tap_zoom_sms.emulator import DatasetSpec, Emulator
-from tap_zoom_sms.tap import TapZoomSms
-from tap_zoom_sms.windows import month_windows
-
-#: Seconds of a utilization run left out of its steady rate (see SteadyRate).
-WARMUP_SECONDS = 5
 
 STOCK_PATH = (
     "from singer_sdk.helpers.conform import TypeConformanceLevel\n"
@@ -48,119 +40,12 @@ STOCK_PATH = (
 )
 
 
-def phone_only_catalog(emulator: Emulator) -> dict:
-    """A catalog with contact_center_sms deselected: utilization is about the Medium label."""
-    catalog = TapZoomSms(config=emulator.tap_config(), validate_config=False).catalog_dict
-    for stream in catalog["streams"]:
-        for entry in stream["metadata"]:
-            if entry["breadcrumb"] == []:
-                entry["metadata"]["selected"] = stream["tap_stream_id"] != "contact_center_sms"
-    return catalog
-
-
-class SteadyRate:
-    """A ``stop_when`` for run_tap: stops the run after ``seconds``, counting Medium arrivals after ``warmup``.
-
-    A run's first seconds hold a fixed cost, not a rate: start-up, the token, and the
-    session list's first pages (one latency each) before any session is known. At 1 s
-    of latency that is a third of a 10-second run; this measures the rate after it.
-    """
-
-    def __init__(self, emulator: Emulator, warmup: float, seconds: float) -> None:
-        """Count from ``warmup`` seconds after the first call to ``seconds`` after it."""
-        self._emulator = emulator
-        self._warmup = warmup
-        self._seconds = seconds
-        self._began: float | None = None
-        self._marks: list[tuple[float, int]] = []
-
-    def _count(self) -> int:
-        return self._emulator.stats.label_times.get("Medium", (0.0, 0.0, 0))[2]
-
-    def __call__(self) -> bool:
-        """Note the count at the warm-up's end and at the end; say whether the run is over."""
-        now = time.monotonic()
-        self._began = now if self._began is None else self._began
-        elapsed = now - self._began
-        if not self._marks and elapsed >= self._warmup:
-            self._marks.append((now, self._count()))
-        if elapsed >= self._seconds:
-            self._marks.append((now, self._count()))
-            return True
-        return False
-
-    @property
-    def rate(self) -> float:
-        """Medium requests per second from the end of the warm-up to the end of the run."""
-        (start, first), (end, last) = self._marks[0], self._marks[-1]
-        return (last - first) / (end - start) if end > start else 0.0
-
-
 def utilization(workdir: Path, quick: bool) -> list[str]:
-    """Table 1: default settings beside the former default of 8 workers."""
-    rows = [
-        "| latency | limit/s | default: workers | req/s, whole run | utilization, whole run "
-        "| req/s, steady | utilization, steady | 429s | peak RSS | 8 workers: utilization, steady | 429s |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    seconds = 10 if quick else 15
-    with Emulator(DatasetSpec(seed=3, sessions=400, engagements=1)) as emulator:
-        catalog = phone_only_catalog(emulator)
-        for latency in (0, 50, 150, 500, 1000):
-            for limit in (10, 20):
-                emulator.config.latency_ms = latency
-                emulator.config.medium_qps = limit
-                config = emulator.tap_config(medium_requests_per_second=limit, heavy_requests_per_second=limit)
-                cells = [str(message_workers(config))]
-                for workers in (None, 8):
-                    emulator.stats.reset()
-                    overrides = {} if workers is None else {"max_concurrent_requests": workers}
-                    steady = SteadyRate(emulator, WARMUP_SECONDS, seconds)
-                    run = run_tap(emulator, workdir, config | overrides, catalog=catalog, stop_when=steady)
-                    # the killed tap's requests still in the emulator are answered, and leave its
-                    # one-second window, before the next run is counted (they took its 429s)
-                    time.sleep(latency / 1000 + 1)
-                    stats = emulator.stats.snapshot()
-                    limited = stats["statuses"].get("429", 0)
-                    share = limited / max(1, stats["total_requests"])
-                    if workers is None:
-                        rate = emulator.stats.rate("Medium")
-                        cells += [f"{rate:.1f}", f"{rate / limit:.2f}", f"{steady.rate:.1f}"]
-                    cells += [f"{steady.rate / limit:.2f}", f"{limited} ({share:.1%})"]
-                    if workers is None:
-                        cells.append(f"{run.max_rss_mb:.0f} MB")
-                rows.append(f"| {latency} ms | {limit} | " + " | ".join(cells) + " |")
-    return rows
-
-
-def api_minimum(emulator: Emulator, start: dt.datetime) -> dict[str, int]:
-    """Fewest requests the API needs for the data set, by endpoint, over the run's calendar-month windows.
-
-    One details request per page of a session's messages in each window that holds any,
-    plus the session list's pages (by last message) and Contact Center's pages, at least
-    one per window each.
-    """
-    account = emulator.account
-    windows = list(month_windows(start))
-
-    def window_of(when: str) -> int:
-        instant = dt.datetime.fromisoformat(when.replace("Z", "+00:00"))
-        return next(i for i, w in enumerate(windows) if w.start <= instant <= w.end)
-
-    details: collections.Counter[tuple[str, int]] = collections.Counter()
-    listed: collections.Counter[int] = collections.Counter()
-    for stream, record in account.truth():
-        if stream == "sms_messages":
-            details[record["session_id"], window_of(record["date_time"])] += 1
-        elif stream == "sms_sessions":
-            listed[window_of(record["last_access_time"])] += 1
-    engagements = collections.Counter(window_of(e["start_time"]) for e in account.engagements())
-    pages = {
-        "session_details": sum(math.ceil(n / 100) for n in details.values()),
-        "sessions": sum(max(1, math.ceil(listed[i] / 100)) for i in range(len(windows))),
-        "contact_center_sms": sum(max(1, math.ceil(engagements[i] / 100)) for i in range(len(windows))),
-    }
-    return {**pages, "total": sum(pages.values())}
+    """Table 1: whole runs (see :mod:`bench.wholerun`): the matrix, or its quick subset, and the giant session."""
+    if quick:
+        rows = whole_run(workdir, shapes=SHAPES[:2], latencies=(0, 500), limits=(20,))
+        return [*rows, "", *giant_session(workdir, latencies=(150,))]
+    return [*whole_run(workdir), "", *giant_session(workdir)]
 
 
 def backfill_requests(workdir: Path, quick: bool) -> list[str]:
@@ -340,7 +225,7 @@ def main(argv: t.Sequence[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     parts = {
-        "utilization": ("1. Rate-limit utilization (Medium)", utilization),
+        "utilization": ("1. Whole-run utilization (Medium), and requests beside the API minimum", utilization),
         "requests": ("2. Requests for a backfill", backfill_requests),
         "cpu": ("3. CPU throughput, zero latency, no limit", cpu_throughput),
         "memory": ("4. Peak RSS", memory),

@@ -11,7 +11,7 @@ import sys
 import threading
 import time
 import typing as t
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 if t.TYPE_CHECKING:
@@ -42,6 +42,8 @@ class Run:
     stop_seconds: float | None = None
     #: whether the output ended in a line that is not whole JSON (what a SIGKILL can leave)
     cut_short: bool = False
+    #: the lines of stderr, each with the seconds from the process's start to its arrival
+    stderr_lines: list[tuple[float, str]] = field(default_factory=list)
 
     def kept(self) -> tuple[dict[str, set[tuple]], dict | None]:
         """Records up to the last STATE (what a target commits), and that STATE."""
@@ -78,6 +80,7 @@ def run_tap(
     catalog: dict | None = None,
     prelude: str | None = None,
     output: list[bytes] | None = None,
+    env: dict[str, str] | None = None,
 ) -> Run:
     """Run the tap in its own process; stop it after so many requests or seconds, or once ``stop_when()``.
 
@@ -85,7 +88,8 @@ def run_tap(
 
     ``prelude`` runs Python before the tap's entry point in that process (to time the
     stock SDK path); without it the installed console script runs. ``output``, if given,
-    receives the tap's stdout as it is read (for a ``stop_when`` that watches it).
+    receives the tap's stdout as it is read (for a ``stop_when`` that watches it). ``env``:
+    the process's environment (default: this one's), e.g. a PYTHONPATH to run another commit's tap.
     """
     (workdir / "config.json").write_text(json.dumps(config))
     command = (
@@ -97,12 +101,12 @@ def run_tap(
             (workdir / f"{name}.json").write_text(json.dumps(value))
             args += [f"--{name}", str(workdir / f"{name}.json")]
     started = time.monotonic()
-    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # noqa: S603
+    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)  # noqa: S603
     out: list[bytes] = output if output is not None else []
-    err: list[bytes] = []
+    err: list[tuple[float, bytes]] = []
     readers = [
         threading.Thread(target=lambda: out.extend(iter(lambda: process.stdout.read(1 << 16), b"")), daemon=True),  # type: ignore[union-attr]
-        threading.Thread(target=lambda: err.extend(iter(lambda: process.stderr.read(1 << 16), b"")), daemon=True),  # type: ignore[union-attr]
+        threading.Thread(target=_read_timed, args=(process.stderr, started, err), daemon=True),
     ]
     peak_kb = [0]
     readers.append(threading.Thread(target=_watch_peak_rss, args=(process, peak_kb), daemon=True))
@@ -140,13 +144,37 @@ def run_tap(
     return Run(
         returncode=process.returncode,
         messages=messages,
-        stderr=b"".join(err).decode(errors="replace"),
+        stderr=b"".join(chunk for _, chunk in err).decode(errors="replace"),
+        stderr_lines=_timed_lines(err),
         seconds=seconds,
         cpu_seconds=usage.ru_utime + usage.ru_stime,
         max_rss_mb=peak_kb[0] / 1024,
         stop_seconds=None if signalled is None else ended - signalled,
         cut_short=cut_short,
     )
+
+
+def _read_timed(stream: t.IO[bytes] | None, started: float, chunks: list[tuple[float, bytes]]) -> None:
+    """Read ``stream`` as it comes (``read1``), noting when each chunk arrived (seconds after ``started``).
+
+    The benchmark checks the tap's time-left estimates against the time the run actually
+    took after each progress line, so a line's arrival time matters, not only its text.
+    """
+    read = t.cast("t.BinaryIO", stream).read1  # type: ignore[attr-defined]
+    for chunk in iter(lambda: read(1 << 16), b""):
+        chunks.append((time.monotonic() - started, chunk))
+
+
+def _timed_lines(chunks: list[tuple[float, bytes]]) -> list[tuple[float, str]]:
+    """Split timed chunks into lines, each at the time its end arrived."""
+    lines: list[tuple[float, str]] = []
+    partial = b""
+    for when, chunk in chunks:
+        *whole, partial = (partial + chunk).split(b"\n")
+        lines += [(when, line.decode(errors="replace")) for line in whole]
+    if partial:
+        lines.append((chunks[-1][0], partial.decode(errors="replace")))
+    return lines
 
 
 def _running(process: subprocess.Popen) -> bool:

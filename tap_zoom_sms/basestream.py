@@ -58,6 +58,6 @@ class BaseStream(StreamHooks):
         stream_map = self.stream_maps[0]
         return isinstance(stream_map, RemoveRecordTransform) or bool(stream_map.get_filter_result(record))
 
-    def record_written(self) -> None:
-        """Count the record in the run's progress."""
-        self.services.progress.record(self.name)
+    def record_written(self, record: dict) -> None:
+        """Count the record in the run's progress, with how far it is in the stream's range."""
+        self.services.progress.record(self.name, record.get(self.replication_key) if self.replication_key else None)

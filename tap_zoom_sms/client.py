@@ -181,17 +181,19 @@ class ZoomStream(BaseStream, RESTStream[WindowPage]):
             return windows
         return self.services.progress.windows(self.name, windows, self.services.end_date)
 
-    def start_early(self) -> None:
+    def start_early(self) -> bool:
         """Start reading this stream's lists now, in the background, while the streams before it sync.
 
         For a stream that ``starts_early`` (Contact Center: another rate-limit label, its
         own limit otherwise idle while the Phone streams sync; a backfill's empty months
         cost a round trip each), when the run has workers (``max_concurrent_requests``
         above 1). Its records wait within a budget (:mod:`tap_zoom_sms.readahead.background`).
+        Return whether its reading started.
         """
         if self.starts_early and self.services.workers > 1 and not self.partitions and self._early is None:
             reader = self.services.new_stream(type(self))
             self._early = ListInBackground(reader, self.windows(None), None, self.services.await_answer)
+        return self._early is not None
 
     def stop_early(self) -> None:
         """Stop reading ahead what :meth:`start_early` started, if the run ends before this stream syncs."""

@@ -11,6 +11,7 @@ waited out, and an estimate of the time left.
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 import logging
 import threading
@@ -27,6 +28,19 @@ if t.TYPE_CHECKING:
 
 #: Seconds between two progress lines.
 INTERVAL = 30.0
+#: Seconds of the latest requests a rate is taken over: long enough to mean something, short
+#: enough to show a change of pace.
+RATE_WINDOW = 60.0
+#: The least time a rate is given over: below it, a count says more (a run of two requests
+#: does not go at "143.5 requests/s").
+MIN_RATE_SPAN = 10.0
+#: Seconds between two samples of how far a stream is written, the points its pace is fitted to.
+SAMPLE_SECONDS = 0.5
+#: Samples kept per stream: past it, every other one is let go (a run of hours keeps its whole span).
+MAX_SAMPLES = 2000
+#: Seconds of samples a fitted pace needs: over less, a month's steps (its listed sessions
+#: written, then those active in it but listed later) are most of what a line would fit.
+FIT_SECONDS = 30.0
 #: How the records of each stream are named in the line.
 NOUNS = {
     "sms_sessions": "sessions",
@@ -39,30 +53,77 @@ PER_SESSION_LINES = ("Beginning sync of ", "Starting incremental sync of ")
 
 
 class Progress:
-    """Counts what a run has done, from every thread, and logs it in one line."""
+    """Counts what a run has done, from every thread, and logs it in one line.
 
-    def __init__(self, logger: logging.Logger, limits: t.Mapping[str, float], interval: float | None = None) -> None:
-        """Log to ``logger`` every ``interval`` seconds (:data:`INTERVAL`); ``limits``: requests/s per label."""
+    The time left is the run's once its last top-level stream is being read: that
+    stream extrapolated from how far its written records have come through its range
+    (see :meth:`time_left`); before that, the line names the streams still to come.
+    """
+
+    def __init__(
+        self,
+        logger: logging.Logger,
+        limits: t.Mapping[str, float],
+        interval: float | None = None,
+        *,
+        clock: t.Callable[[], float] = time.monotonic,
+    ) -> None:
+        """Log to ``logger`` every ``interval`` seconds (:data:`INTERVAL`); ``limits``: requests/s per label.
+
+        ``clock`` gives the seconds that rates and estimates are measured in (monotonic).
+        """
         self._logger = logger
         self._limits = dict(limits)
         self._interval = INTERVAL if interval is None else interval
+        self._clock = clock
         self._lock = threading.Lock()
         self.records: dict[str, int] = dict.fromkeys(NOUNS, 0)
         self.requests = 0
         self.rate_limited = 0
-        self._started = self._last_time = time.monotonic()
-        self._last_requests = 0
+        self._started = clock()
+        #: (time, requests so far) at each line and at the start: the rate's window
+        self._marks: collections.deque[tuple[float, int]] = collections.deque([(self._started, 0)])
+        self._plan: list[str] = []
         self._stream: str | None = None
         self._window: Window | None = None
         self._range: tuple[dt.datetime, dt.datetime | None] | None = None
+        self._position: str = ""
+        #: (when, seconds into the range) the stream's records were written, a sample a SAMPLE_SECONDS
+        self._samples: list[tuple[float, float]] = []
+        #: whether the stream's windows are all listed (its last sessions may still be written)
+        self._listed_all = False
         self._stream_started = self._started
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     # --- counting (called by the streams and the sessions) ------------------
-    def record(self, stream: str) -> None:
-        """Count a RECORD message of ``stream`` (written from the main thread only)."""
+    def plan(self, streams: t.Iterable[str]) -> None:
+        """Note the top-level streams the run will read, in order: the time left counts those still to come."""
+        self._plan = list(streams)
+
+    def record(self, stream: str, position: str | None = None) -> None:
+        """Count a RECORD message of ``stream`` (written from the main thread only).
+
+        ``position``: the record's replication key value (Zoom's time format). For the
+        stream whose windows the line follows, the latest one is how far its range is
+        written: the records read ahead but not yet written do not count.
+        """
         self.records[stream] = self.records.get(stream, 0) + 1
+        if position and stream == self._stream and position > self._position:
+            self._position = position
+            self._sample(position)
+
+    def _sample(self, position: str) -> None:
+        """Keep how far the stream is written now, if the last sample is SAMPLE_SECONDS old."""
+        now = self._clock()
+        if self._samples and now - self._samples[-1][0] < SAMPLE_SECONDS:
+            return
+        if (reached := _parse_position(position)) is None or self._range is None:
+            return
+        with self._lock:
+            self._samples.append((now, (reached - self._range[0]).total_seconds()))
+            if len(self._samples) > MAX_SAMPLES:
+                self._samples = self._samples[::2]
 
     def response(self, response: requests.Response) -> None:
         """Count a response to a request (any thread); a 429 is one more wait."""
@@ -75,13 +136,14 @@ class Progress:
         """Yield ``windows`` of ``stream``, a range up to ``end`` (None: now), noting the current one."""
         for window in windows:
             with self._lock:
-                if self._stream != stream or self._range is None:
-                    self._stream, self._stream_started = stream, time.monotonic()
-                    self._range = (window.start, end)
+                if self._stream != stream or self._range is None or self._listed_all:
+                    self._stream, self._stream_started = stream, self._clock()
+                    self._range, self._position, self._listed_all = (window.start, end), "", False
+                    self._samples = []
                 self._window = window
             yield window
         with self._lock:
-            self._range = None
+            self._listed_all = True
 
     # --- the line ---------------------------------------------------------
     def start(self) -> None:
@@ -100,47 +162,109 @@ class Progress:
 
     def line(self, *, final: bool = False) -> str:
         """Return the progress line: where the run is, what it wrote, its rate, and the time left."""
-        now = time.monotonic()
+        now = self._clock()
         with self._lock:
             requests, limited = self.requests, self.rate_limited
-            rate = (requests - self._last_requests) / max(now - self._last_time, 1e-9)
-            self._last_requests, self._last_time = requests, now
-        if final:
-            rate = requests / max(now - self._started, 1e-9)
         counts = ", ".join(f"{self.records.get(stream, 0):,} {noun}" for stream, noun in NOUNS.items())
         limits = ", ".join(f"{label} {limit:g}/s" for label, limit in self._limits.items() if limit)
         parts = [
             f"Progress{' (end of run)' if final else ''}: {self._where() if not final else 'done'}",
             f"{counts} so far" if not final else f"{counts} written",
-            f"{rate:.1f} requests/s ({'limits ' + limits if limits else 'no limit set'})",
+            f"{self._rate(now, requests, final=final)} ({'limits ' + limits if limits else 'no limit set'})",
             f"{limited:,} 429s waited out",
         ]
-        if not final and (left := self._time_left(now)):
-            parts.append(left)
+        if not final and (left := self.time_left(now)) is not None:
+            parts.append(f"about {_duration(left)} left{self._to_come()}")
         return "; ".join(parts)
+
+    def _rate(self, now: float, requests: int, *, final: bool) -> str:
+        """Say the request rate over the latest RATE_WINDOW seconds (the whole run in the last line).
+
+        Over less than MIN_RATE_SPAN seconds a rate means little: the count is given instead.
+        """
+        while len(self._marks) > 1 and now - self._marks[1][0] >= RATE_WINDOW:
+            self._marks.popleft()
+        since, before = (self._started, 0) if final else self._marks[0]
+        self._marks.append((now, requests))
+        if now - since < MIN_RATE_SPAN:
+            return f"{requests - before:,} requests in {now - since:.0f} s"
+        return f"{(requests - before) / (now - since):.1f} requests/s"
 
     def _where(self) -> str:
         window, stream = self._window, self._stream
         if window is None or stream is None or self._range is None:
             return "starting"
+        if self._listed_all:
+            return f"{stream} listed to the end, its last records being written"
         end = self._range[1] or utc_now()
         return (
             f"{stream} window {format_zoom_time(window.start)} to {format_zoom_time(window.end)}"
             f" ({_months_after(window.end, end)} more after it)"
         )
 
-    def _time_left(self, now: float) -> str:
-        """Estimate the time left in the current stream from the share of its range read so far."""
-        window, span = self._window, self._range
-        if window is None or span is None:
+    def _to_come(self) -> str:
+        """Name the top-level streams still to come after the one being read: their time is not known yet.
+
+        A stream's time is learned as it is read; before that nothing tells how many
+        records it holds (Phone SMS lists give no totals), so a number would be a guess.
+        """
+        if self._stream not in self._plan:
             return ""
+        later = self._plan[self._plan.index(self._stream) + 1 :]
+        return f" in {self._stream}, then {' and '.join(later)}" if later else ""
+
+    def time_left(self, now: float) -> float | None:
+        """Estimate the seconds left in the run, or None before there is anything to go on.
+
+        The stream being read: the part of its range still to write, at the pace its
+        written records move through the range. Once there are FIT_SECONDS of samples of
+        how far they were written, that pace is a straight line fitted to them, and the
+        line's position now is how far the stream is: neither the fixed start before the
+        first record (the token, the first lists, the read-ahead filling) nor the steps
+        each month makes sway it. Before that, the pace since the first record written.
+        How far the stream is comes from the records written, not from the window being
+        listed, which runs ahead of the writing. The range is taken as evenly filled: a
+        month much busier than those before it is underestimated until it is written. The
+        top-level streams still to come are named in the line, not counted (see :meth:`_to_come`).
+        """
+        with self._lock:
+            stream, span, window, samples = self._stream, self._range, self._window, list(self._samples)
+        if stream is None or span is None or window is None:
+            return None
         start, end = span[0], span[1] or utc_now()
         total = (end - start).total_seconds()
-        done = (window.start - start).total_seconds()
-        if total <= 0 or done <= 0:
-            return ""
-        seconds = (now - self._stream_started) * (total - done) / done
-        return f"about {_duration(seconds)} left for {self._stream}"
+        reached = min(_parse_position(self._position) or window.start, end)
+        done = (reached - start).total_seconds()
+        if len(samples) >= 3 and samples[-1][0] - samples[0][0] >= FIT_SECONDS:
+            pace, at_now = _fit(samples, now)
+            return max(0.0, total - min(at_now, total)) / pace if pace > 0 else None
+        since, origin = (
+            (samples[0][0], samples[0][1]) if samples and samples[0][1] < done else (self._stream_started, 0.0)
+        )
+        if done <= origin or now <= since:
+            return None
+        return (now - since) * (total - done) / (done - origin)
+
+
+def _fit(samples: list[tuple[float, float]], now: float) -> tuple[float, float]:
+    """Fit a straight line to (time, position) points by least squares: its slope, and its position at ``now``."""
+    count = len(samples)
+    mean_t = sum(when for when, _ in samples) / count
+    mean_p = sum(position for _, position in samples) / count
+    spread = sum((when - mean_t) ** 2 for when, _ in samples)
+    if spread <= 0:
+        return 0.0, mean_p
+    slope = sum((when - mean_t) * (position - mean_p) for when, position in samples) / spread
+    return slope, mean_p + slope * (now - mean_t)
+
+
+def _parse_position(position: str) -> dt.datetime | None:
+    """Read a replication key value as an aware datetime (None if it is not one)."""
+    try:
+        value = dt.datetime.fromisoformat(position.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return value if value.tzinfo is not None else value.replace(tzinfo=dt.timezone.utc)
 
 
 def _months_after(instant: dt.datetime, end: dt.datetime) -> int:
@@ -154,11 +278,14 @@ def _months_after(instant: dt.datetime, end: dt.datetime) -> int:
 
 
 def _duration(seconds: float) -> str:
+    """Say a time left finely enough to be held to 25%: "45 s", "3 min 20 s", "2 h 05 min"."""
     if seconds < 90:
         return f"{seconds:.0f} s"
     if seconds < 90 * 60:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
+        minutes, rest = divmod(round(seconds / 5) * 5, 60)
+        return f"{minutes:.0f} min {rest:.0f} s" if rest else f"{minutes:.0f} min"
+    hours, rest = divmod(round(seconds / 60), 60)
+    return f"{hours:.0f} h {rest:02.0f} min"
 
 
 class SessionNoise(logging.Filter):

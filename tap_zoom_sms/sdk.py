@@ -192,13 +192,13 @@ class StreamHooks(Stream):
     def _write_record_message(self, record: dict) -> None:
         """Write a record's messages, then tell :meth:`record_written`."""
         super()._write_record_message(record)
-        self.record_written()
+        self.record_written(record)
 
     def write_record(self, record: dict) -> None:
         """Write one record (mapped, as the SDK does) outside the SDK's own sync loop."""
         self._write_record_message(record)
 
-    def record_written(self) -> None:
+    def record_written(self, record: dict) -> None:
         """Run after each record is written (default: nothing)."""
 
     @cached_property

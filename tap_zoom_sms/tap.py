@@ -165,8 +165,9 @@ class TapZoomSms(cli.CommandLineTap):
         top.sort(key=lambda stream: isinstance(stream, ZoomStream) and stream.starts_early)
         early = [stream for stream in top[1:] if isinstance(stream, ZoomStream)]
         try:
-            for stream in early:
-                stream.start_early()
+            started = {stream.name for stream in early if stream.start_early()}
+            # the time left counts the streams still to come, not those being read beside the others
+            self.services.progress.plan(stream.name for stream in top if stream.name not in started)
             self._sync_in_turn(top)
         finally:
             for stream in early:

@@ -71,6 +71,8 @@ class DatasetSpec:
     sessions: int = 200
     engagements: int = 60
     months: int = 13
+    #: when set, the data spans this many days instead of ``months`` (a dense account of a few weeks)
+    days: int = 0
     #: the end of the generated data (default: when the emulator starts)
     anchor: dt.datetime | None = None
     users: int = 12
@@ -100,7 +102,7 @@ class Account:
     def __post_init__(self) -> None:
         """Index every session by its last message time (generating each once)."""
         self.anchor = (self.spec.anchor or dt.datetime.now(UTC)).replace(microsecond=0)
-        self.start = self.anchor - dt.timedelta(days=round(30.44 * self.spec.months))
+        self.start = self.anchor - dt.timedelta(days=self.spec.days or round(30.44 * self.spec.months))
         self._lock = threading.RLock()
         self._sessions: dict[str, _Session] = {}
         self._added: dict[str, list[dict[str, t.Any]]] = {}
