@@ -86,14 +86,17 @@ def no_retry_waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    for marker in tiers.MARKERS:
+        config.addinivalue_line("markers", marker)
     tiers.install_watch()
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Mark each test with its tier, and keep the tests of a module-scoped fixture on one xdist worker."""
+    xdist = config.pluginmanager.hasplugin("xdist")
     for item in items:
         item.add_marker(tiers.tier_of(item))
-        if tiers.shares_a_module_fixture(item):
+        if xdist and tiers.shares_a_module_fixture(item):
             item.add_marker(pytest.mark.xdist_group(item.module.__name__ if item.module else item.nodeid))
 
 

@@ -128,6 +128,7 @@ E2E: dict[str, frozenset[str] | None] = {
         {"test_example_config_uses_settings_the_target_knows", "test_every_schema_maps_to_snowflake_types_without_loss"}
     ),
     "test_snowflake_load": None,
+    "test_tiers": None,
     "test_tls": frozenset(
         {
             "test_without_the_ca_bundle_the_run_ends_with_one_line_naming_the_certificate",
@@ -136,6 +137,11 @@ E2E: dict[str, frozenset[str] | None] = {
         }
     ),
 }
+#: The markers of the tiers.
+MARKERS = (
+    "fast: mocks and the in-process emulator; no subprocess, Meltano, PostgreSQL, Airflow or dbt",
+    "e2e: starts subprocesses: the tap's command line, Meltano, PostgreSQL, Airflow, dbt, pip",
+)
 #: Where a misplaced test is moved.
 HOW_TO_MOVE = "its tier is set in tests/tiers.py (E2E)"
 
