@@ -91,6 +91,7 @@ def pytest_configure(config: pytest.Config) -> None:
     tiers.install_watch()
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the xdist_group markers
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Mark each test with its tier, and keep the tests of a module-scoped fixture on one xdist worker."""
     xdist = config.pluginmanager.hasplugin("xdist")

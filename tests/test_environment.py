@@ -24,7 +24,7 @@ import yaml
 
 from tap_zoom_sms.emulator.__main__ import months_since
 from tap_zoom_sms.emulator.data import Account, DatasetSpec
-from tests.projects import MELTANO, ROOT, TABLES, clean_env, copy_project, duckdb_counts, link_plugins, meltano, require
+from tests.projects import MELTANO, ROOT, TABLES, clean_env, copy_project, duckdb_counts, meltano, require
 
 DOC = ROOT / "docs" / "emulator.md"
 STATE_ID = "emulator:tap-zoom-sms-to-target-duckdb"
@@ -95,18 +95,21 @@ class Ran(t.NamedTuple):
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int]:
-    """A copy of the project whose emulator environment names a free port, with the installed plugins."""
+    """A copy of the project whose emulator environment names a free port; its own tap-zoom-sms install."""
     require(MELTANO)
     require(DUCKDB_PYTHON)
     project = copy_project(tmp_path_factory.mktemp("environment") / "project")
     for name in (".tools", ".venv"):
         (project / name).symlink_to(ROOT / name)
-    link_plugins(project)
+    (project / ".meltano").mkdir()
+    # target-duckdb's install does not depend on the project's path; tap-zoom-sms's (-e .) does
+    (project / ".meltano" / "loaders").symlink_to(ROOT / ".meltano" / "loaders")
     port = free_port()
     meltano_yml = project / "meltano.yml"
     text = meltano_yml.read_text()
     assert text.count("http://127.0.0.1:8765/") == 2
     meltano_yml.write_text(text.replace("http://127.0.0.1:8765/", f"http://127.0.0.1:{port}/"))
+    meltano(project, "--log-level=warning", "install", "tap-zoom-sms")
     return project, port
 
 
