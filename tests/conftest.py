@@ -91,14 +91,10 @@ def pytest_configure(config: pytest.Config) -> None:
     tiers.install_watch()
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the xdist_group markers
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark each test with its tier, and keep the tests of a module-scoped fixture on one xdist worker."""
-    xdist = config.pluginmanager.hasplugin("xdist")
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test with its tier."""
     for item in items:
         item.add_marker(tiers.tier_of(item))
-        if xdist and tiers.shares_a_module_fixture(item):
-            item.add_marker(pytest.mark.xdist_group(item.module.__name__ if item.module else item.nodeid))
 
 
 @pytest.hookimpl(wrapper=True)

@@ -11,9 +11,9 @@ and so does an end-to-end test that started none, neither itself nor through any
 Every child process starts through ``subprocess.Popen`` (``subprocess.run``, asyncio's subprocesses)
 or ``os.system``/``os.posix_spawn``/``os.fork``; those are what is watched.
 
-Tests that share a module-scoped fixture (a PostgreSQL cluster, a Meltano project, an Airflow run)
-are kept on one pytest-xdist worker (``xdist_group``, with ``--dist loadgroup``), so that fixture is
-built once; every other test goes to whichever worker is free.
+scripts/test runs the whole suite with pytest-xdist's ``--dist loadfile``: the tests of a module run
+on one worker, so a module-scoped fixture (a PostgreSQL cluster, a Meltano project, an Airflow run)
+is built once.
 """
 
 from __future__ import annotations
@@ -156,12 +156,6 @@ def tier_of(item: pytest.Item) -> str:
     return "e2e" if names is None or function in names else "fast"
 
 
-def shares_a_module_fixture(item: pytest.Item) -> bool:
-    """Whether the test uses a fixture built once per module (pytest keeps no public way to ask)."""
-    definitions = item._fixtureinfo.name2fixturedefs.values()  # type: ignore[attr-defined]
-    return any(defs[-1].scope in ("module", "package", "class") for defs in definitions if defs)
-
-
 class SubprocessInFastTierError(RuntimeError):
     """Raised in place of starting a child process from a fast-tier test."""
 
@@ -259,5 +253,6 @@ def test_phase(item: pytest.Item, phase: str) -> t.Generator[None, t.Any, t.Any]
 
 
 def _fixtures_started_one(item: pytest.Item) -> bool:
+    """Whether a fixture the test uses started a child process (pytest keeps no public way to list them)."""
     definitions = item._fixtureinfo.name2fixturedefs.values()  # type: ignore[attr-defined]
     return any(id(d) in SPAWNING_FIXTURES for defs in definitions for d in defs)
