@@ -73,14 +73,12 @@ E2E: dict[str, frozenset[str] | None] = {
     "test_emulator": frozenset({"test_a_million_messages_are_served_in_little_memory"}),
     "test_environment": frozenset(
         {
-            "test_the_page_runs_the_environment_twice_and_stops_the_emulator",
             "test_the_first_run_loads_everything_the_emulator_holds",
             "test_the_second_run_starts_from_the_state_and_loads_what_was_added",
             "test_the_state_is_the_environments_own",
             "test_the_page_prints_the_row_counts",
             "test_the_emulator_stops",
             "test_scripts_emulator_takes_its_settings_from_the_environment",
-            "test_the_page_runs_into_a_throwaway_postgres_and_stops_both",
             "test_the_throwaway_postgres_gets_every_record",
             "test_without_the_credentials_the_run_says_which_to_set",
         }
