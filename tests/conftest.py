@@ -1,4 +1,7 @@
-"""Shared fixtures: a fake Zoom behind requests-mock, and a tap runner that captures output."""
+"""Shared fixtures: a fake Zoom behind requests-mock, and a tap runner that captures output.
+
+Also the tiers (fast, e2e: tests/tiers.py), set on each test as it is collected and checked as it runs.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from tap_zoom_sms.tap import TapZoomSms
+from tests import tiers
 from tests.fakezoom import FakeZoom, base_config
 
 # the module-scoped `postgres` fixture (a throwaway cluster), for any test module that asks for it
@@ -79,3 +83,44 @@ def no_retry_waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     waits: list[float] = []
     monkeypatch.setattr(retries, "sleep", waits.append)
     return waits
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for marker in tiers.MARKERS:
+        config.addinivalue_line("markers", marker)
+    tiers.install_watch()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test with its tier."""
+    for item in items:
+        item.add_marker(tiers.tier_of(item))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_fixture_setup(fixturedef: pytest.FixtureDef[t.Any]) -> t.Generator[None, t.Any, t.Any]:
+    return (yield from tiers.fixture_setup(fixturedef))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> t.Generator[None, t.Any, t.Any]:
+    return (yield from tiers.test_phase(item, "setup"))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> t.Generator[None, t.Any, t.Any]:
+    return (yield from tiers.test_phase(item, "call"))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item) -> t.Generator[None, t.Any, t.Any]:
+    return (yield from tiers.test_phase(item, "teardown"))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Escape lone surrogates in captured output: xdist cannot send them to its controller, and the
+    malformed-text tests log what Zoom sent."""
+    report.sections = [
+        (title, text.encode("utf-8", "backslashreplace").decode("utf-8")) for title, text in report.sections
+    ]

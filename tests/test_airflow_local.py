@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.projects import MELTANO, ROOT, TABLES, clean_env, copy_project, require
+from tests.projects import MELTANO, ROOT, TABLES, clean_env, copy_project, link_plugins, require
 
 AIRFLOW = ROOT / ".tools" / "airflow" / "bin" / "airflow"
 
@@ -37,9 +37,7 @@ def ran(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.Comp
     project = copy_project(tmp_path_factory.mktemp("airflow-local") / "project")
     for name in (".tools", ".venv"):
         (project / name).symlink_to(ROOT / name)
-    (project / ".meltano").mkdir()
-    for plugin_type in ("extractors", "loaders"):
-        (project / ".meltano" / plugin_type).symlink_to(ROOT / ".meltano" / plugin_type)
+    link_plugins(project)
     meltano_yml = project / "meltano.yml"
     meltano_yml.write_text(
         meltano_yml.read_text().replace("http://127.0.0.1:8765/", f"http://127.0.0.1:{free_port()}/")

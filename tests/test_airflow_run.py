@@ -17,7 +17,7 @@ import yaml
 
 from tap_zoom_sms.emulator import DatasetSpec, Emulator, EmulatorConfig
 from tests.pg import Postgres
-from tests.projects import MELTANO, ROOT, TABLES, clean_env, copy_project, meltano, require, truth_counts
+from tests.projects import MELTANO, ROOT, TABLES, clean_env, copy_project, link_plugins, meltano, require, truth_counts
 
 AIRFLOW = ROOT / ".tools" / "airflow" / "bin"
 DAGS = ROOT / "orchestrate" / "airflow" / "dags"
@@ -28,11 +28,7 @@ def project_with_installed_plugins(dest: Path) -> Path:
     """A copy of this project whose .meltano uses this project's installed plugins (the DAG never installs)."""
     for plugin_type in ("extractors", "loaders"):
         require(ROOT / ".meltano" / plugin_type)
-    project = copy_project(dest)
-    (project / ".meltano").mkdir()
-    for plugin_type in ("extractors", "loaders"):
-        (project / ".meltano" / plugin_type).symlink_to(ROOT / ".meltano" / plugin_type)
-    return project
+    return link_plugins(copy_project(dest))
 
 
 def add_account(project: Path, name: str, emulator: Emulator) -> None:

@@ -16,6 +16,7 @@ import re
 import subprocess
 import typing as t
 import uuid
+from pathlib import Path
 
 import pytest
 import yaml
@@ -23,10 +24,11 @@ import yaml
 from tap_zoom_sms.emulator import DatasetSpec, Emulator
 from tests.marts import first_responses
 from tests.pg import Postgres
-from tests.projects import MELTANO, ROOT, clean_env, require, tap_env
+from tests.projects import MELTANO, ROOT, clean_env, project_with_plugins, require, tap_env
 
-RUN_RESULTS = ROOT / ".meltano" / "utilities" / "dbt-postgres" / "target" / "run_results.json"
-DBT_LOG = ROOT / ".meltano" / "utilities" / "dbt-postgres" / "logs" / "dbt.log"
+#: dbt's results and log, in the project Meltano runs in (a copy: tests/projects.py)
+RUN_RESULTS = Path(".meltano", "utilities", "dbt-postgres", "target", "run_results.json")
+DBT_LOG = Path(".meltano", "utilities", "dbt-postgres", "logs", "dbt.log")
 #: The cluster trusts every local connection; the password is there to be looked for in the logs.
 PASSWORD = "password-of-the-dbt-test"
 PROFILES = ROOT / "transform" / "profiles" / "profiles.yml"
@@ -61,13 +63,13 @@ def postgres_env(postgres: Postgres, schema: str) -> dict[str, str]:
     }
 
 
-def meltano(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    """Run Meltano in the repository (its installed plugins) with only ``env`` set for it."""
+def meltano(project: Path, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Run Meltano in ``project`` (this project's installed plugins) with only ``env`` set for it."""
     require(MELTANO)
     require(ROOT / ".meltano" / "utilities" / "dbt-postgres")
     return subprocess.run(  # noqa: S603
         [str(MELTANO), "--log-level=warning", *args],
-        cwd=ROOT,
+        cwd=project,
         env=clean_env(**env),
         capture_output=True,
         text=True,
@@ -76,9 +78,10 @@ def meltano(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]
     )
 
 
-def load_and_build(emulator: Emulator, env: dict[str, str]) -> dict[str, str]:
+def load_and_build(project: Path, emulator: Emulator, env: dict[str, str]) -> dict[str, str]:
     """Run the pipeline with dbt; return the status of each dbt node (model or test) by name."""
     result = meltano(
+        project,
         "run",
         "--state-id-suffix",
         uuid.uuid4().hex,
@@ -91,13 +94,13 @@ def load_and_build(emulator: Emulator, env: dict[str, str]) -> dict[str, str]:
     assert result.returncode == 0, output[-4000:]
     for secret in (emulator.config.client_secret, PASSWORD):
         assert secret not in output
-        assert secret not in DBT_LOG.read_text()
-    return statuses()
+        assert secret not in (project / DBT_LOG).read_text()
+    return statuses(project)
 
 
-def statuses() -> dict[str, str]:
+def statuses(project: Path) -> dict[str, str]:
     """The status of each node of dbt's last invocation, from its run_results.json."""
-    results = json.loads(RUN_RESULTS.read_text())["results"]
+    results = json.loads((project / RUN_RESULTS).read_text())["results"]
     return {r["unique_id"].split(".")[2]: r["status"] for r in results}
 
 
@@ -124,9 +127,15 @@ def emulator() -> t.Iterator[Emulator]:
 
 
 @pytest.fixture(scope="module")
-def built(postgres: Postgres, emulator: Emulator) -> dict[str, str]:
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of this project with its installed plugins, where Meltano and dbt run and write."""
+    return project_with_plugins(tmp_path_factory.mktemp("dbt") / "project")
+
+
+@pytest.fixture(scope="module")
+def built(project: Path, postgres: Postgres, emulator: Emulator) -> dict[str, str]:
     """The statuses of the dbt nodes after the pipeline ran into schema zoom_sms."""
-    return load_and_build(emulator, postgres_env(postgres, "zoom_sms"))
+    return load_and_build(project, emulator, postgres_env(postgres, "zoom_sms"))
 
 
 def test_every_model_builds_and_every_dbt_test_passes(built: dict[str, str], postgres: Postgres) -> None:
@@ -229,12 +238,12 @@ def test_contact_center_engagements_per_queue_and_agent(
 
 
 def test_models_build_on_data_hashed_by_the_recipe_and_the_tests_catch_broken_links(
-    built: dict[str, str], postgres: Postgres, emulator: Emulator
+    built: dict[str, str], postgres: Postgres, emulator: Emulator, project: Path
 ) -> None:
     assert built
     recipe = json.loads((ROOT / "examples" / "pii-stream-maps.json").read_text())["stream_maps"]
     env = {**postgres_env(postgres, "zoom_hashed"), "TAP_ZOOM_SMS_STREAM_MAPS": json.dumps(recipe)}
-    hashed = load_and_build(emulator, env)
+    hashed = load_and_build(project, emulator, env)
     assert {name: status for name, status in hashed.items() if status != "pass"} == {
         **dict.fromkeys(MODELS, "success"),
         **dict.fromkeys(WARNS, "warn"),
@@ -257,9 +266,9 @@ def test_models_build_on_data_hashed_by_the_recipe_and_the_tests_catch_broken_li
         "insert into zoom_hashed.sms_messages (message_id, session_id, date_time, direction)"
         " values ('orphan', 'no-such-session', now(), 'In')"
     )
-    result = meltano("invoke", "dbt-postgres:test", env=env)
+    result = meltano(project, "invoke", "dbt-postgres:test", env=env)
     assert result.returncode != 0
-    failed = {name for name, status in statuses().items() if status == "fail"}
+    failed = {name for name, status in statuses(project).items() if status == "fail"}
     assert failed == {"relationships_stg_sms_messages_session_id__session_id__ref_stg_sms_sessions_"}
 
 

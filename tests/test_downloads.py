@@ -308,6 +308,8 @@ def test_a_run_stores_a_file_whose_name_the_file_system_refuses_and_says_where(
         ("https://f/x", False),
         (f"https://f/x?jwt={jwt({'no_exp': 1})}", False),
     ],
+    # ids without the time in them: pytest-xdist's workers must collect the same names
+    ids=["expired", "within-margin", "in-an-hour", "not-a-jwt", "no-jwt", "no-exp"],
 )
 def test_url_expiry_is_read_from_the_jwt(url: str, expired: bool) -> None:
     assert url_expired(url) is expired

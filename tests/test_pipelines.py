@@ -18,7 +18,18 @@ import pytest
 from tap_zoom_sms.emulator import DatasetSpec, Emulator
 from tests.emulator_client import EmulatorClient
 from tests.pg import Postgres
-from tests.projects import MELTANO, ROOT, TABLES, duckdb_counts, require, tap_env, truth_counts
+from tests.projects import (
+    MELTANO,
+    ROOT,
+    TABLES,
+    duckdb_counts,
+    meltano_tree,
+    project_with_plugins,
+    require,
+    state_ids,
+    tap_env,
+    truth_counts,
+)
 
 DUCKDB_PYTHON = ROOT / ".meltano" / "loaders" / "target-duckdb" / "venv" / "bin" / "python"
 
@@ -29,12 +40,18 @@ def emulator() -> t.Iterator[Emulator]:
         yield em
 
 
-def meltano_run(emulator: Emulator, target: str, state_suffix: str, env: dict[str, str]) -> None:
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of this project with its installed plugins: the runs' STATE is the copy's, not the user's."""
+    return project_with_plugins(tmp_path_factory.mktemp("pipelines") / "project")
+
+
+def meltano_run(project: Path, emulator: Emulator, target: str, state_suffix: str, env: dict[str, str]) -> None:
     require(MELTANO)
     require(ROOT / ".meltano" / "loaders" / target)
     result = subprocess.run(  # noqa: S603
         [str(MELTANO), "--log-level=warning", "run", "--state-id-suffix", state_suffix, "tap-zoom-sms", target],
-        cwd=ROOT,
+        cwd=project,
         env={**os.environ, **tap_env(emulator), **env, "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false"},
         capture_output=True,
         text=True,
@@ -56,10 +73,12 @@ def postgres_env(postgres: Postgres) -> dict[str, str]:
     }
 
 
-def test_meltano_into_postgres_loads_everything_and_upserts(postgres: Postgres, emulator: Emulator) -> None:
+def test_meltano_into_postgres_loads_everything_and_upserts(
+    postgres: Postgres, emulator: Emulator, project: Path
+) -> None:
     env = postgres_env(postgres)
     suffix = uuid.uuid4().hex
-    meltano_run(emulator, "target-postgres", suffix, env)
+    meltano_run(project, emulator, "target-postgres", suffix, env)
 
     def counts() -> dict[str, tuple[int, int]]:
         out = {}
@@ -75,7 +94,7 @@ def test_meltano_into_postgres_loads_everything_and_upserts(postgres: Postgres, 
     client = EmulatorClient(emulator)
     session_id = postgres.sql("select session_id from zoom_sms.sms_sessions order by last_access_time limit 1")[0][0]
     added = client.admin("messages", session_id=session_id, count=2, text="follow-up")
-    meltano_run(emulator, "target-postgres", suffix, env)
+    meltano_run(project, emulator, "target-postgres", suffix, env)
 
     expected = truth_counts(emulator)
     assert counts() == {table: (n, n) for table, n in expected.items()}
@@ -87,14 +106,14 @@ def test_meltano_into_postgres_loads_everything_and_upserts(postgres: Postgres, 
     assert sender[0][0]
 
 
-def test_meltano_into_duckdb_loads_everything(tmp_path: Path, emulator: Emulator) -> None:
+def test_meltano_into_duckdb_loads_everything(tmp_path: Path, emulator: Emulator, project: Path) -> None:
     require(DUCKDB_PYTHON)
     database = tmp_path / "zoom.duckdb"
-    meltano_run(emulator, "target-duckdb", uuid.uuid4().hex, {"TARGET_DUCKDB_FILEPATH": str(database)})
+    meltano_run(project, emulator, "target-duckdb", uuid.uuid4().hex, {"TARGET_DUCKDB_FILEPATH": str(database)})
     assert duckdb_counts(DUCKDB_PYTHON, database) == {table: (n, n) for table, n in truth_counts(emulator).items()}
 
 
-def test_text_postgres_refuses_arrives_repaired(postgres: Postgres) -> None:
+def test_text_postgres_refuses_arrives_repaired(postgres: Postgres, project: Path) -> None:
     """Half an emoji and a NUL in a message: target-postgres loads them as U+FFFD (both stopped every run)."""
     with Emulator(DatasetSpec(seed=8, sessions=6, engagements=0, months=2)) as em:
         session_id = em.account.sessions_between(em.account.start, em.account.anchor, "all")[0]
@@ -102,9 +121,22 @@ def test_text_postgres_refuses_arrives_repaired(postgres: Postgres) -> None:
         broken = em.account.add_message(session_id, when, "broken emoji \ud83d")
         nul = em.account.add_message(session_id, when + dt.timedelta(minutes=1), "nul \x00 here")
         env = {**postgres_env(postgres), "TARGET_POSTGRES_DEFAULT_TARGET_SCHEMA": "zoom_text"}
-        meltano_run(em, "target-postgres", uuid.uuid4().hex, env)
+        meltano_run(project, em, "target-postgres", uuid.uuid4().hex, env)
         expected = truth_counts(em)["sms_messages"]
     ids = f"'{broken['message_id']}', '{nul['message_id']}'"
     rows = postgres.sql(f"select message from zoom_text.sms_messages where message_id in ({ids}) order by message")  # noqa: S608
     assert rows == [["broken emoji \ufffd"], ["nul \ufffd here"]]
     assert int(postgres.sql("select count(*) from zoom_text.sms_messages")[0][0]) == expected
+
+
+def test_a_pipeline_run_leaves_the_projects_own_meltano_alone(tmp_path: Path, project: Path) -> None:
+    """A user who runs the tests then ``meltano state list`` sees only their own state IDs."""
+    require(DUCKDB_PYTHON)
+    ids = state_ids(ROOT)
+    tree = meltano_tree(ROOT)  # after reading the ids, which touches SQLite's shared-memory file
+    with Emulator(DatasetSpec(seed=9, sessions=3, engagements=2, months=1)) as em:
+        suffix = uuid.uuid4().hex
+        meltano_run(project, em, "target-duckdb", suffix, {"TARGET_DUCKDB_FILEPATH": str(tmp_path / "zoom.duckdb")})
+    assert meltano_tree(ROOT) == tree
+    assert state_ids(ROOT) == ids
+    assert f"dev:tap-zoom-sms-to-target-duckdb:{suffix}" in state_ids(project)

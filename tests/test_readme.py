@@ -26,6 +26,7 @@ from tests.projects import (
     copy_project,
     duckdb_counts,
     meltano,
+    project_with_plugins,
     require,
     tap_env,
     truth_counts,
@@ -275,9 +276,17 @@ def emulator() -> Iterator[Emulator]:
         yield em
 
 
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of this project with its installed plugins (dbt writes its target there, not here)."""
+    return project_with_plugins(tmp_path_factory.mktemp("readme-installed") / "project")
+
+
 @pytest.mark.parametrize("line", duckdb_runs())
-def test_each_duckdb_run_loads_the_emulators_account(line: str, emulator: Emulator, tmp_path: Path) -> None:
-    """The command as written, for real, in this project: Zoom's settings point at the emulator, from the environment.
+def test_each_duckdb_run_loads_the_emulators_account(
+    line: str, emulator: Emulator, tmp_path: Path, installed: Path
+) -> None:
+    """The command as written, for real, in a copy of this project: Zoom's settings point at the emulator.
 
     Meltano's system database (the STATE) and the DuckDB file are the test's own, so each run is a first run.
     """
@@ -292,7 +301,7 @@ def test_each_duckdb_run_loads_the_emulators_account(line: str, emulator: Emulat
     }
     result = subprocess.run(  # noqa: S603
         ["/bin/bash", "-euo", "pipefail", "-c", f'meltano() {{ "$README_MELTANO" "$@"; }}\n{line}'],
-        cwd=ROOT,
+        cwd=installed,
         env=clean_env(**env),
         capture_output=True,
         text=True,

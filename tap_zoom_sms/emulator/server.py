@@ -31,6 +31,9 @@ PHONE_LIMITS = {"page_size": 30, "max": 100}
 #: API requests whose queries the stats keep (for tests that check what was asked)
 LOG_SIZE = 100_000
 CC_LIMITS = {"page_size": 10, "max": 100}
+#: How often a background-thread emulator looks for a stop request: stop() waits up to this long (the
+#: standard library's default, 0.5 s, made each of the test suite's many emulators cost half a second).
+SHUTDOWN_POLL_SECONDS = 0.05
 ROUTES: list[tuple[str, re.Pattern[str], str, str]] = [
     # (name, path pattern, rate-limit label, handler)
     ("sessions", re.compile(r"^/v2/phone/sms/sessions$"), "Medium", "_sessions"),
@@ -314,7 +317,9 @@ class Emulator:
 
     def start(self) -> Emulator:
         """Serve in a background thread."""
-        self._thread = threading.Thread(target=self._server.serve_forever, name="zoom-emulator", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(SHUTDOWN_POLL_SECONDS,), name="zoom-emulator", daemon=True
+        )
         self._thread.start()
         return self
 
