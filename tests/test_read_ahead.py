@@ -128,6 +128,9 @@ def test_the_writers_fetch_never_starves() -> None:
     fetcher = PeakPrefetcher(lambda: sessions, workers=3, budget=100)
     try:
         fetcher.queue("s0", {"n": 0, "size": 1000, "hold_after": 1})
+        # s0 holds its first record before the others start: had they filled the budget first, s0
+        # would wait for room with that record in hand, not at its hold (the test's timing, not the code's)
+        wait_until(fetcher._lock, lambda: fetcher.records_held == 1)
         fetcher.queue("s1", {"n": 1, "size": 500})
         fetcher.queue("s2", {"n": 2, "size": 500})
         wait_until(fetcher._lock, lambda: fetcher.records_held == 100)
