@@ -121,9 +121,8 @@ class RunServices:
 
     def build(self) -> None:
         """Make the services threads share, before any thread starts (``cached_property`` has no lock on 3.12+)."""
-        for service in (self.auth, self.limiters, self.progress, self.record_checks, self.workers, self.message_lookup):
-            assert service is not None  # noqa: S101 (each made once, here, in the main thread)
-        self.downloader  # noqa: B018 (None unless files are asked for)
+        _ = (self.auth, self.limiters, self.progress, self.record_checks, self.workers, self.message_lookup)
+        _ = self.downloader  # None unless files are asked for
 
     def await_answer(self, stopped: t.Callable[[], bool]) -> bool:
         """Wait until Zoom has answered a data request of the run with success; False if ``stopped()`` first.

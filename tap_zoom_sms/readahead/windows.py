@@ -157,7 +157,7 @@ class WindowsAhead:
 
     def wait_for_answer(self) -> bool:
         """Wait until Zoom answered a data request of the run; False once stopped."""
-        return self._answered(lambda: self._stopped) and not self._stopped
+        return self._answered(lambda: self._stopped)
 
     def close(self) -> None:
         """Stop reading ahead (see :meth:`Prefetcher.close`)."""
