@@ -7,11 +7,21 @@ for every request and two lines for every session synced. So those are kept off 
 says, at a steady interval, where the run is: the window being read and how many are
 left, the records written so far, the request rate against the limit, the 429s
 waited out, and an estimate of the time left.
+
+A run paced by Zoom's rate limit takes the time its requests take: the time left is
+the requests still needed at the rate requests are being made. What the requests are
+for is known ahead of the writing: each month's activity lists, read ahead, name the
+sessions active in it, and each of those is one fetch of its messages there (see
+:mod:`tap_zoom_sms.discovery`). So the sessions stream tells the progress how many
+fetches each month holds (:meth:`Progress.work_known`), each fetch is counted with
+its requests as it ends (:meth:`Progress.fetch`), and the months not yet read are
+taken to hold as many a day as those read.
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
 import datetime as dt
 import logging
 import threading
@@ -41,6 +51,14 @@ MAX_SAMPLES = 2000
 #: Seconds of samples a fitted pace needs: over less, a month's steps (its listed sessions
 #: written, then those active in it but listed later) are most of what a line would fit.
 FIT_SECONDS = 30.0
+#: Seconds of the latest requests the pace of the time left is taken over: the run's start and
+#: its first fetches (a ramp of a few round trips) are soon out of it.
+PACE_SECONDS = 15.0
+#: Requests each month's lists take at the least (its sessions by last message, and the two
+#: activity lists): what a month not yet read costs beside its fetches.
+LIST_REQUESTS = 3
+#: Weight of each response's round trip in the run's typical one (a moving average).
+ROUND_TRIP_WEIGHT = 0.1
 #: How the records of each stream are named in the line.
 NOUNS = {
     "sms_sessions": "sessions",
@@ -55,9 +73,9 @@ PER_SESSION_LINES = ("Beginning sync of ", "Starting incremental sync of ")
 class Progress:
     """Counts what a run has done, from every thread, and logs it in one line.
 
-    The time left is the run's once its last top-level stream is being read: that
-    stream extrapolated from how far its written records have come through its range
-    (see :meth:`time_left`); before that, the line names the streams still to come.
+    The time left is the run's once its last top-level stream is being read: the
+    requests its known work still needs, at the rate requests are made (see
+    :meth:`time_left`); before that, the line names the streams still to come.
     """
 
     def __init__(
@@ -93,6 +111,19 @@ class Progress:
         #: whether the stream's windows are all listed (its last sessions may still be written)
         self._listed_all = False
         self._stream_started = self._started
+        #: (time, requests so far), a sample a SAMPLE_SECONDS over the latest PACE_SECONDS: the pace
+        self._paced: collections.deque[tuple[float, int]] = collections.deque()
+        #: seconds a request takes to be answered, of late (a moving average): the last answers' wait
+        self._round_trip = 0.0
+        #: fetches each window of _work_stream's range holds, as its activity lists said (see work_known)
+        self._work: dict[Window, int] = {}
+        self._work_stream: str | None = None
+        #: whether the range _work belongs to is listed to its end: the next report starts another
+        self._work_ended = False
+        #: fetches ended in the range of _work; fetches ended and their requests in the whole run
+        self._fetched_in_range = self._fetched = self._fetch_requests = 0
+        #: the requests of the fetch the calling thread is making (see fetch)
+        self._local = threading.local()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -127,10 +158,45 @@ class Progress:
 
     def response(self, response: requests.Response) -> None:
         """Count a response to a request (any thread); a 429 is one more wait."""
+        now = self._clock()
+        if getattr(self._local, "fetching", False):
+            self._local.requests += 1
         with self._lock:
             self.requests += 1
             if response.status_code == HTTPStatus.TOO_MANY_REQUESTS:
                 self.rate_limited += 1
+            took = response.elapsed.total_seconds()
+            self._round_trip += (took - self._round_trip) * (ROUND_TRIP_WEIGHT if self._paced else 1.0)
+            if not self._paced or now - self._paced[-1][0] >= SAMPLE_SECONDS:
+                self._paced.append((now, self.requests))
+            while len(self._paced) > 2 and now - self._paced[1][0] >= PACE_SECONDS:
+                self._paced.popleft()
+
+    def work_known(self, stream: str, window: Window, fetches: int) -> None:
+        """Note that ``window`` of ``stream`` holds ``fetches`` fetches of messages (any thread).
+
+        Told as each month's activity lists are read, months ahead of the writing: the
+        work the run has still to do, which the position of the records written does not
+        show (a month's sessions listed in later months are written with no session record).
+        """
+        with self._lock:
+            if self._work_ended or stream != self._work_stream:
+                self._work, self._work_ended, self._fetched_in_range = {}, False, 0
+                self._work_stream = stream
+            self._work[window] = fetches
+
+    @contextlib.contextmanager
+    def fetch(self) -> t.Iterator[None]:
+        """Count the block as one fetch of a session's messages, and the requests this thread makes in it."""
+        self._local.fetching, self._local.requests = True, 0
+        try:
+            yield
+        finally:
+            self._local.fetching = False
+            with self._lock:
+                self._fetched += 1
+                self._fetched_in_range += 1
+                self._fetch_requests += self._local.requests
 
     def windows(self, stream: str, windows: t.Iterator[Window], end: dt.datetime | None) -> t.Iterator[Window]:
         """Yield ``windows`` of ``stream``, a range up to ``end`` (None: now), noting the current one."""
@@ -144,6 +210,7 @@ class Progress:
             yield window
         with self._lock:
             self._listed_all = True
+            self._work_ended = self._work_ended or stream == self._work_stream
 
     # --- the line ---------------------------------------------------------
     def start(self) -> None:
@@ -216,7 +283,54 @@ class Progress:
     def time_left(self, now: float) -> float | None:
         """Estimate the seconds left in the run, or None before there is anything to go on.
 
-        The stream being read: the part of its range still to write, at the pace its
+        A stream whose work is known (the sessions, with the activity lists): the
+        requests that work still needs (:meth:`_requests_left`) at the rate of the latest
+        PACE_SECONDS of requests (a run paced by the limit makes them at a steady rate,
+        whatever the months hold), and the round trip the last of them waits for. Any
+        other stream (Contact Center, a run of one month, the exhaustive walk): how far its
+        written records have come through its range (:meth:`_range_left`). The top-level
+        streams still to come are named in the line, not counted (see :meth:`_to_come`).
+        """
+        needed = self._requests_left()
+        if needed is None:
+            return self._range_left(now)
+        rate = self._pace(now)
+        return needed / rate + self._round_trip if rate else None
+
+    def _requests_left(self) -> float | None:
+        """Return the requests the stream being read still needs, or None if none of its work is known yet.
+
+        Each fetch not yet ended takes as many requests as the run's fetches have taken
+        (a request a page of messages, and the retries). The windows whose activity lists
+        are not read yet hold as many fetches a second of their range as those read, and
+        cost LIST_REQUESTS each beside them. What the run did beside its fetches (the
+        sample check's walk, the lists read) is done, and not to come again.
+        """
+        with self._lock:
+            if self._stream != self._work_stream or not self._work or not self._fetched or self._range is None:
+                return None
+            work, fetched, per_fetch = dict(self._work), self._fetched_in_range, self._fetch_requests / self._fetched
+            start, end = self._range[0], self._range[1] or utc_now()
+        known = sum(work.values())
+        read = sum(max(0.0, (min(w.end, end) - max(w.start, start)).total_seconds()) for w in work)
+        unread = max(0.0, (end - start).total_seconds() - read)
+        fetches = known + (known * unread / read if read > 0 else 0.0)
+        lists = LIST_REQUESTS * _months_after(max(w.end for w in work), end)
+        return max(0.0, fetches - fetched) * per_fetch + lists
+
+    def _pace(self, now: float) -> float | None:
+        """Return the requests a second over the latest PACE_SECONDS (since the first response, if sooner)."""
+        with self._lock:
+            if not self._paced:
+                return None
+            since, before = self._paced[0]
+            requests = self.requests
+        return (requests - before) / (now - since) if now > since else None
+
+    def _range_left(self, now: float) -> float | None:
+        """Estimate the seconds left in the stream from how far its written records have come, or None.
+
+        The part of its range still to write, at the pace its
         written records move through the range. Once there are FIT_SECONDS of samples of
         how far they were written, that pace is a straight line fitted to them, and the
         line's position now is how far the stream is: neither the fixed start before the
@@ -224,8 +338,7 @@ class Progress:
         each month makes sway it. Before that, the pace since the first record written.
         How far the stream is comes from the records written, not from the window being
         listed, which runs ahead of the writing. The range is taken as evenly filled: a
-        month much busier than those before it is underestimated until it is written. The
-        top-level streams still to come are named in the line, not counted (see :meth:`_to_come`).
+        month much busier than those before it is underestimated until it is written.
         """
         with self._lock:
             stream, span, window, samples = self._stream, self._range, self._window, list(self._samples)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
+import threading
 import typing as t
 
 import pytest
@@ -180,3 +181,148 @@ def test_past_half_a_minute_the_pace_is_a_line_fitted_through_the_months_steps()
     # the line through the steps is at day 43 now: 48 days left at a day a second (the pace since the
     # first record, 40 days in 40 s from day 1, would say 50 days from day 41, not the line's 48)
     assert tracker.time_left(clock.now) == pytest.approx(48.0)
+
+
+def made(tracker: Progress, clock: Clock, count: int, *, every: float, took: float = 0.0) -> None:
+    """Answer ``count`` requests, one every ``every`` seconds of the clock, each after ``took`` seconds."""
+    for _ in range(count):
+        clock.now += every
+        tracker.response(responded(took))
+
+
+def fetches(tracker: Progress, clock: Clock, count: int, *, pages: int, every: float) -> None:
+    """End ``count`` fetches of ``pages`` requests each, a request every ``every`` seconds."""
+    for _ in range(count):
+        with tracker.fetch():
+            made(tracker, clock, pages, every=every)
+
+
+def test_the_time_left_is_the_requests_the_known_work_needs_at_the_rate_they_are_made() -> None:
+    clock = Clock(10.0)
+    tracker = Progress(logging.getLogger("test"), {"Medium": 20}, clock=clock)
+    walk = sessions_walk(tracker)
+    next(walk)
+    # every month's activity lists read ahead: 600 fetches of messages in the range
+    for window, active in zip(
+        (Window(JANUARY, FEBRUARY), Window(FEBRUARY, MARCH), Window(MARCH, APRIL)), (100, 300, 200), strict=True
+    ):
+        tracker.work_known("sms_sessions", window, active)
+    made(tracker, clock, 21, every=0.05)  # the lists and the sample check: not fetches, done
+    fetches(tracker, clock, 50, pages=2, every=0.05)  # 50 of 600 fetches, two pages each, at 20 requests/s
+    tracker.record("sms_sessions", "2024-01-05T00:00:00Z")  # the sessions written stall in January
+    assert clock.now == pytest.approx(16.05)  # from the first answer, at 10.05 s: 120 more in 6 s
+    # 550 fetches left at 2 requests each, at 20/s: 55 s (by the position written: 4 days in 6 s, 87 left, 130 s)
+    assert tracker.time_left(clock.now) == pytest.approx(55.0, rel=0.01)
+    assert tracker.line().endswith("; about 55 s left")
+
+
+def test_the_last_answers_add_a_round_trip() -> None:
+    clock = Clock(0.0)
+    tracker = Progress(logging.getLogger("test"), {"Medium": 20}, clock=clock)
+    next(sessions_walk(tracker))
+    tracker.work_known("sms_sessions", Window(JANUARY, APRIL), 110)
+    for _ in range(100):  # a fetch of one page every 0.1 s, each answered after 0.5 s
+        with tracker.fetch():
+            made(tracker, clock, 1, every=0.1, took=0.5)
+    # 10 fetches of a request at 10/s: 1 s, and the last answer comes half a second after it is asked
+    assert tracker.time_left(clock.now) == pytest.approx(1.5, rel=0.02)
+
+
+def test_the_months_not_read_yet_hold_as_many_fetches_a_day_as_those_read() -> None:
+    clock = Clock(0.0)
+    tracker = Progress(logging.getLogger("test"), {"Medium": 10}, clock=clock)
+    walk = sessions_walk(tracker)
+    next(walk)
+    tracker.work_known("sms_sessions", Window(JANUARY, FEBRUARY), 62)  # 31 days of 91 read: 2 fetches a day
+    fetches(tracker, clock, 2, pages=1, every=0.1)
+    made(tracker, clock, 8, every=0.1)
+    # 62 + 2 a day for the 60 days not read = 182 fetches, 180 left at a request each, and the two
+    # months not read cost their lists, 3 requests each: 186 requests at 10/s
+    assert tracker.time_left(clock.now) == pytest.approx(18.6, rel=0.01)
+
+
+def test_the_pace_is_the_latest_requests_not_the_runs_slow_start() -> None:
+    clock = Clock(0.0)
+    tracker = Progress(logging.getLogger("test"), {"Medium": 20}, clock=clock)
+    next(sessions_walk(tracker))
+    tracker.work_known("sms_sessions", Window(JANUARY, APRIL), 1000)
+    fetches(tracker, clock, 10, pages=1, every=2.0)  # a slow start: a request every 2 s for 20 s
+    fetches(tracker, clock, 400, pages=1, every=0.05)  # then 20/s for 20 s
+    # 590 fetches left at the latest pace, 20/s (over the whole run, 410 in 40 s, it would say 57.6 s)
+    assert tracker.time_left(clock.now) == pytest.approx(29.5, rel=0.01)
+
+
+def test_a_fetch_counts_the_requests_of_its_own_thread_only() -> None:
+    clock = Clock(0.0)
+    tracker = Progress(logging.getLogger("test"), {"Medium": 20}, clock=clock)
+    next(sessions_walk(tracker))
+    tracker.work_known("sms_sessions", Window(JANUARY, APRIL), 30)
+    for _ in range(10):
+        with tracker.fetch():
+            made(tracker, clock, 1, every=0.05)
+            # another thread's request (a list read ahead) made while the fetch runs is not the fetch's
+            beside = threading.Thread(target=made, args=(tracker, clock, 1), kwargs={"every": 0.05})
+            beside.start()
+            beside.join()
+    assert tracker.requests == 20
+    # 20 fetches left at one request each (not two), at 20/s
+    assert tracker.time_left(clock.now) == pytest.approx(1.0, rel=0.02)
+
+
+def test_another_partitions_work_starts_once_the_range_before_is_listed() -> None:
+    clock = Clock(0.0)
+    tracker = Progress(logging.getLogger("test"), {"Medium": 10}, clock=clock)
+    first = sessions_walk(tracker)
+    next(first)
+    tracker.work_known("sms_sessions", Window(JANUARY, APRIL), 50)
+    fetches(tracker, clock, 50, pages=1, every=0.1)
+    for _ in first:  # the first user's range is listed to its end
+        pass
+    tracker.work_known("sms_sessions", Window(JANUARY, APRIL), 20)  # the next user's, read ahead
+    next(sessions_walk(tracker))
+    fetches(tracker, clock, 5, pages=1, every=0.1)
+    # 15 of the next user's 20 fetches left at 10/s (the first user's 50 are neither known nor done)
+    assert tracker.time_left(clock.now) == pytest.approx(1.5, rel=0.02)
+
+
+def test_another_streams_time_left_is_not_the_sessions_work() -> None:
+    clock = Clock(0.0)
+    tracker = Progress(logging.getLogger("test"), {"Medium": 10}, clock=clock)
+    tracker.work_known("sms_sessions", Window(JANUARY, APRIL), 500)
+    fetches(tracker, clock, 10, pages=1, every=0.1)
+    engagements = tracker.windows("contact_center_sms", iter([Window(JANUARY, APRIL)]), APRIL)
+    next(engagements)  # at 1 s
+    tracker.record("contact_center_sms", "2024-01-02T00:00:00Z")
+    clock.now = 20.0
+    # its own range's pace: a day of 91 written in 19 s, 90 days left (not the sessions' 490 fetches at 10/s)
+    assert tracker.time_left(clock.now) == pytest.approx(19.0 * 90)
+
+
+def test_a_run_tells_its_progress_each_fetch_its_activity_lists_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    known: list[int] = []
+    ended: list[int] = []
+    work_known, fetch = Progress.work_known, Progress.fetch
+
+    def noted(self: Progress, stream: str, window: Window, count: int) -> None:
+        assert stream == "sms_sessions"
+        known.append(count)
+        work_known(self, stream, window, count)
+
+    def counted(self: Progress) -> t.ContextManager[None]:
+        ended.append(1)
+        return fetch(self)
+
+    monkeypatch.setattr(Progress, "work_known", noted)
+    monkeypatch.setattr(Progress, "fetch", counted)
+    with Emulator(DatasetSpec(seed=3, sessions=40, engagements=0, months=4)) as emulator:
+        run_tap(emulator.tap_config())
+        active_months = {
+            (record["session_id"], record["date_time"][:7])
+            for stream, record in emulator.account.truth()
+            if stream == "sms_messages"
+        }
+    # every window's count, read ahead, is the fetches the run made: a session's messages in a month each
+    # (a session with a message on a month's first instant is active in both months the instant ends and starts)
+    assert len(known) >= 5
+    assert sum(known) == len(ended)
+    assert len(ended) >= len(active_months)

@@ -27,10 +27,15 @@ class Discovery:
         services: RunServices,
         context: Context | None,
         *,
+        stream: str,
         new_walker: t.Callable[[], MessageWalker] | None = None,
     ) -> None:
-        """Discover in the sessions list of ``context``; with ``new_walker``, run the sample check (:mod:`.sample`)."""
+        """Discover in the sessions list of ``context``; with ``new_walker``, run the sample check (:mod:`.sample`).
+
+        ``stream``: the sessions stream's name, whose work each window's active sessions are in the run's progress.
+        """
         self._context = context
+        self._stream = stream
         self._services = services
         self._closed = threading.Event()
         self._lists = [services.new_stream(SessionActivity, filter_type=f) for f in ACTIVITY_FILTERS]
@@ -77,6 +82,8 @@ class Discovery:
             found: dict[str, dict[str, t.Any]] = {}
             for sessions in pool.map(lambda activity: activity.sessions(window, self._context), self._lists):
                 found |= sessions
+            # each active session is a fetch of its messages in the window: the run's work, known ahead
+            self._services.progress.work_known(self._stream, window, len(found))
             return found
         finally:  # after a stop signal, not waiting for a list blocked in a read
             pool.shutdown(wait=not interrupts.STOP.is_set(), cancel_futures=True)

@@ -88,8 +88,9 @@ class SmsMessagesStream(ZoomStream):
                 yield from fetched
                 return
         try:
-            for message in super().get_records(context):
-                yield self._with_downloads(message, context["session_id"])
+            with self.services.progress.fetch():  # a fetch's requests are what the time left is counted in
+                for message in super().get_records(context):
+                    yield self._with_downloads(message, context["session_id"])
         except SessionGoneError as exc:
             self.logger.warning("Skipping a session that no longer exists: %s", exc)
 

@@ -128,7 +128,7 @@ class SmsSessionsStream(ZoomStream):
                 walker = None
                 if messages is not None and len(months) >= SAMPLE_FROM_WINDOWS:
                     walker = partial(self.services.new_stream, type(messages))
-                self._discovery = Discovery(self.services, context, new_walker=walker)
+                self._discovery = Discovery(self.services, context, stream=self.name, new_walker=walker)
                 self._discovery.start_sample(months, self.logger)
                 if messages is not None:
                     messages.boundary = BoundaryMessages()
