@@ -12,8 +12,8 @@ A run paced by Zoom's rate limit takes the time its requests take: the time left
 the requests still needed at the rate requests are being made. What the requests are
 for is known ahead of the writing: each month's activity lists, read ahead, name the
 sessions active in it, and each of those is one fetch of its messages there (see
-:mod:`tap_zoom_sms.discovery`). So the sessions stream tells the progress how many
-fetches each month holds (:meth:`Progress.work_known`), each fetch is counted with
+:mod:`tap_zoom_sms.discovery`). So discovery tells the progress how many fetches
+each month holds (:meth:`Progress.work_known`), each fetch is counted with
 its requests as it ends (:meth:`Progress.fetch`), and the months not yet read are
 taken to hold as many a day as those read.
 """
@@ -330,12 +330,12 @@ class Progress:
     def _range_left(self, now: float) -> float | None:
         """Estimate the seconds left in the stream from how far its written records have come, or None.
 
-        The part of its range still to write, at the pace its
-        written records move through the range. Once there are FIT_SECONDS of samples of
-        how far they were written, that pace is a straight line fitted to them, and the
-        line's position now is how far the stream is: neither the fixed start before the
-        first record (the token, the first lists, the read-ahead filling) nor the steps
-        each month makes sway it. Before that, the pace since the first record written.
+        The part of its range still to write, at the pace its written records move
+        through the range. Once there are FIT_SECONDS of samples of how far they were
+        written, that pace is a straight line fitted to them, and the line's position now
+        is how far the stream is: neither the fixed start before the first record (the
+        token, the first lists, the read-ahead filling) nor the steps each month makes
+        sway it. Before that, the pace since the first record written.
         How far the stream is comes from the records written, not from the window being
         listed, which runs ahead of the writing. The range is taken as evenly filled: a
         month much busier than those before it is underestimated until it is written.
