@@ -50,8 +50,14 @@ START_ROUND_TRIPS = 3
 START_SECONDS = 1.0
 #: Seconds between the tap's progress lines in these runs (30 by default: too few for a short run).
 PROGRESS_EVERY = 2.0
-#: Run before the tap's entry point in its process: progress lines every PROGRESS_EVERY seconds.
-PRELUDE = f"import tap_zoom_sms.progress as progress\nprogress.INTERVAL = {PROGRESS_EVERY}\n"
+#: Run before the tap's entry point in its process: the tap of ``--tap-source`` (its PYTHONPATH, which
+#: ``python -c`` puts after the working directory, a checkout of the tap itself), and progress lines
+#: every PROGRESS_EVERY seconds.
+PRELUDE = (
+    "import os, sys\n"
+    "sys.path[:0] = [p for p in os.environ.get('PYTHONPATH', '').split(os.pathsep) if p]\n"
+    f"import tap_zoom_sms.progress as progress\nprogress.INTERVAL = {PROGRESS_EVERY}\n"
+)
 #: The share of the run after which its time-left estimates are held to the truth.
 ETA_FROM = 0.2
 #: Seconds left below which an estimate, in whole seconds from a line every 2 s, is also shown apart.
