@@ -1,6 +1,7 @@
 """Shared fixtures: a fake Zoom behind requests-mock, and a tap runner that captures output.
 
-Also the tiers (fast, e2e: tests/tiers.py), set on each test as it is collected and checked as it runs.
+Also the tiers (fast, e2e: tests/tiers.py), set on each test as it is collected and checked as it runs,
+and the units of work and their order for pytest-xdist (tests/scheduling.py).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from tap_zoom_sms.tap import TapZoomSms
-from tests import tiers
+from tests import scheduling, tiers
 from tests.fakezoom import FakeZoom, base_config
 
 # the module-scoped `postgres` fixture (a throwaway cluster), for any test module that asks for it
@@ -92,9 +93,18 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark each test with its tier."""
+    """Mark each test with its tier; put the slowest modules first (tests/scheduling.py)."""
     for item in items:
         item.add_marker(tiers.tier_of(item))
+    scheduling.slowest_first(items)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: t.Any) -> scheduling.UnitScheduling | None:
+    """``--dist loadfile`` (scripts/test's) by the units of work of tests/scheduling.py rather than by file."""
+    if config.getoption("dist") != "loadfile":
+        return None
+    return scheduling.UnitScheduling(config, log)
 
 
 @pytest.hookimpl(wrapper=True)

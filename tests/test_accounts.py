@@ -74,9 +74,14 @@ def run_at_once(project: Path, extractors: list[str], env: dict[str, str]) -> li
     return results
 
 
+def state_ids(project: Path, env: dict[str, str]) -> list[str]:
+    """The state ids Meltano lists in the system database ``env`` names."""
+    return meltano(project, "state", "list", env=env).stdout.split()
+
+
 def states(project: Path, env: dict[str, str]) -> dict[str, dict[str, t.Any]]:
     """Every STATE Meltano keeps in the system database ``env`` names, by state id."""
-    ids = meltano(project, "state", "list", env=env).stdout.split()
+    ids = state_ids(project, env)
     return {state_id: json.loads(meltano(project, "state", "get", state_id, env=env).stdout) for state_id in ids}
 
 
@@ -126,7 +131,7 @@ def test_two_accounts_run_at_once_and_each_keeps_its_own_state(tmp_path: Path, p
             loaded = {row[0] for row in postgres.sql(f"select message_id from {schema_of(name)}.sms_messages")}  # noqa: S608
             assert added[name] in loaded
             assert not (set(added.values()) - {added[name]}) & loaded  # the other account's stays in its schema
-        assert sorted(states(project, env)) == sorted(kept)
+        assert sorted(state_ids(project, env)) == sorted(kept)
     if kind == "postgresql":  # the STATE lives in PostgreSQL, and no sqlite file was made beside it
         rows = postgres.sql("select state_id from state", database="meltano")
         assert sorted(row[0] for row in rows) == sorted(kept)

@@ -127,11 +127,18 @@ def counts(postgres: Postgres, schema: str) -> dict[str, int]:
     return out
 
 
-def state_of(project: Path, extractor: str) -> dict[str, t.Any]:
-    """The STATE Meltano keeps for ``extractor``'s pipeline into target-postgres (its own state id)."""
-    state_id = f"dev:{extractor}-to-target-postgres"
-    assert state_id in meltano(project, "state", "list").stdout.split()
-    return t.cast("dict[str, t.Any]", json.loads(meltano(project, "state", "get", state_id).stdout))
+def states_of(project: Path, *extractors: str) -> dict[str, dict[str, t.Any]]:
+    """The STATE Meltano keeps for each extractor's pipeline into target-postgres (its own state id).
+
+    One ``meltano state list`` for them all (each Meltano command costs a second or two of CPU).
+    """
+    listed = meltano(project, "state", "list").stdout.split()
+    states = {}
+    for extractor in extractors:
+        state_id = f"dev:{extractor}-to-target-postgres"
+        assert state_id in listed
+        states[extractor] = json.loads(meltano(project, "state", "get", state_id).stdout)
+    return states
 
 
 def bookmarked_streams(state: dict[str, t.Any]) -> set[str]:
@@ -151,7 +158,8 @@ def test_the_dag_runs_the_pipeline_and_meltano_keeps_the_state(tmp_path: Path, p
         assert run.states == {"zoom_accounts": "success", "tap-zoom-sms": "success"}, run.output[-4000:]
         assert run.ended
         assert counts(postgres, "zoom_sms") == truth_counts(emulator)
-        assert bookmarked_streams(state_of(project, "tap-zoom-sms")) >= {"sms_sessions", "contact_center_sms"}
+        state = states_of(project, "tap-zoom-sms")["tap-zoom-sms"]
+        assert bookmarked_streams(state) >= {"sms_sessions", "contact_center_sms"}
         assert emulator.config.client_secret not in run.output
 
 
@@ -184,7 +192,8 @@ def test_two_accounts_run_as_mapped_tasks_and_a_capped_one_resumes_alone(tmp_pat
         assert not first.ended
 
         assert counts(postgres, "zoom_sms_north") == truth_counts(north)
-        assert bookmarked_streams(state_of(project, "tap-zoom-sms--north")) >= {"sms_sessions", "contact_center_sms"}
+        kept = states_of(project, "tap-zoom-sms--north", "tap-zoom-sms--south")
+        assert bookmarked_streams(kept["tap-zoom-sms--north"]) >= {"sms_sessions", "contact_center_sms"}
         # south: the phone streams (Medium) finished, Contact Center (Heavy) stopped at the cap, STATE saved
         capped = counts(postgres, "zoom_sms_south")
         expected = truth_counts(south)
@@ -192,7 +201,7 @@ def test_two_accounts_run_as_mapped_tasks_and_a_capped_one_resumes_alone(tmp_pat
             k: v for k, v in expected.items() if k != "contact_center_sms"
         }
         assert capped["contact_center_sms"] < expected["contact_center_sms"]
-        assert "sms_sessions" in bookmarked_streams(state_of(project, "tap-zoom-sms--south"))
+        assert "sms_sessions" in bookmarked_streams(kept["tap-zoom-sms--south"])
         first_run_details = south.stats.endpoints["session_details"]
 
         # after the reset (a new DAG run stands in for the rescheduled try: the same command, the same

@@ -13,7 +13,7 @@ or ``os.system``/``os.posix_spawn``/``os.fork``; those are what is watched.
 
 scripts/test runs the whole suite with pytest-xdist's ``--dist loadfile``: the tests of a module run
 on one worker, so a module-scoped fixture (a PostgreSQL cluster, a Meltano project, an Airflow run)
-is built once.
+is built once; but for the modules tests/scheduling.py names, whose tests share no such fixture.
 """
 
 from __future__ import annotations
