@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import dataclasses
 import datetime as dt
 import logging
 import threading
@@ -68,6 +69,13 @@ NOUNS = {
 }
 #: Lines of the SDK that come once per session synced, kept off INFO (see SessionNoise).
 PER_SESSION_LINES = ("Beginning sync of ", "Starting incremental sync of ")
+
+
+@dataclasses.dataclass
+class _FetchCount:
+    """The requests one fetch has made so far (one object a fetch: a fetch within another keeps its own)."""
+
+    requests: int = 0
 
 
 class Progress:
@@ -118,11 +126,9 @@ class Progress:
         #: fetches each window of _work_stream's range holds, as its activity lists said (see work_known)
         self._work: dict[Window, int] = {}
         self._work_stream: str | None = None
-        #: whether the range _work belongs to is listed to its end: the next report starts another
-        self._work_ended = False
         #: fetches ended in the range of _work; fetches ended and their requests in the whole run
         self._fetched_in_range = self._fetched = self._fetch_requests = 0
-        #: the requests of the fetch the calling thread is making (see fetch)
+        #: the _FetchCount of the fetch the calling thread is making, if any (see fetch)
         self._local = threading.local()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -159,8 +165,8 @@ class Progress:
     def response(self, response: requests.Response) -> None:
         """Count a response to a request (any thread); a 429 is one more wait."""
         now = self._clock()
-        if getattr(self._local, "fetching", False):
-            self._local.requests += 1
+        if (counting := getattr(self._local, "fetch", None)) is not None:
+            counting.requests += 1
         with self._lock:
             self.requests += 1
             if response.status_code == HTTPStatus.TOO_MANY_REQUESTS:
@@ -172,6 +178,17 @@ class Progress:
             while len(self._paced) > 2 and now - self._paced[1][0] >= PACE_SECONDS:
                 self._paced.popleft()
 
+    def work_begins(self, stream: str) -> None:
+        """Forget the work known so far: ``stream`` starts another pass over a range (main thread).
+
+        Called before the pass reads anything, so that no count of this pass can come
+        before it. A pass that learns no work (a range of one month, the exhaustive walk,
+        a partition started again after discovery fell short) is then estimated from its
+        records, not from the windows of the pass before it.
+        """
+        with self._lock:
+            self._work, self._work_stream, self._fetched_in_range = {}, stream, 0
+
     def work_known(self, stream: str, window: Window, fetches: int) -> None:
         """Note that ``window`` of ``stream`` holds ``fetches`` fetches of messages (any thread).
 
@@ -180,23 +197,23 @@ class Progress:
         show (a month's sessions listed in later months are written with no session record).
         """
         with self._lock:
-            if self._work_ended or stream != self._work_stream:
-                self._work, self._work_ended, self._fetched_in_range = {}, False, 0
-                self._work_stream = stream
-            self._work[window] = fetches
+            if stream == self._work_stream:
+                self._work[window] = fetches
 
     @contextlib.contextmanager
     def fetch(self) -> t.Iterator[None]:
         """Count the block as one fetch of a session's messages, and the requests this thread makes in it."""
-        self._local.fetching, self._local.requests = True, 0
+        counting, outer = _FetchCount(), getattr(self._local, "fetch", None)
+        self._local.fetch = counting
         try:
             yield
         finally:
-            self._local.fetching = False
+            if self._local.fetch is counting:
+                self._local.fetch = outer
             with self._lock:
                 self._fetched += 1
                 self._fetched_in_range += 1
-                self._fetch_requests += self._local.requests
+                self._fetch_requests += counting.requests
 
     def windows(self, stream: str, windows: t.Iterator[Window], end: dt.datetime | None) -> t.Iterator[Window]:
         """Yield ``windows`` of ``stream``, a range up to ``end`` (None: now), noting the current one."""
@@ -210,7 +227,6 @@ class Progress:
             yield window
         with self._lock:
             self._listed_all = True
-            self._work_ended = self._work_ended or stream == self._work_stream
 
     # --- the line ---------------------------------------------------------
     def start(self) -> None:

@@ -75,12 +75,16 @@ def responded(seconds: float, status: int = 200) -> requests.Response:
 
 
 JANUARY, FEBRUARY, MARCH, APRIL = (dt.datetime(2024, month, 1, tzinfo=UTC) for month in (1, 2, 3, 4))
+WINDOWS = (Window(JANUARY, FEBRUARY), Window(FEBRUARY, MARCH), Window(MARCH, APRIL))
 
 
 def sessions_walk(tracker: Progress) -> t.Iterator[Window]:
-    """The sessions stream's windows from January to April, as the tracker follows them."""
-    windows = [Window(JANUARY, FEBRUARY), Window(FEBRUARY, MARCH), Window(MARCH, APRIL)]
-    return tracker.windows("sms_sessions", iter(windows), APRIL)
+    """The sessions stream's windows from January to April, as the tracker follows them.
+
+    A pass begins as SmsSessionsStream.windows begins one: its work forgotten before anything is read.
+    """
+    tracker.work_begins("sms_sessions")
+    return tracker.windows("sms_sessions", iter(WINDOWS), APRIL)
 
 
 def test_the_estimate_follows_the_records_written_not_the_window_listed() -> None:
@@ -269,7 +273,23 @@ def test_a_fetch_counts_the_requests_of_its_own_thread_only() -> None:
     assert tracker.time_left(clock.now) == pytest.approx(1.0, rel=0.02)
 
 
-def test_another_partitions_work_starts_once_the_range_before_is_listed() -> None:
+def test_a_fetch_within_a_fetch_leaves_the_outer_ones_count_whole() -> None:
+    clock = Clock(0.0)
+    tracker = Progress(logging.getLogger("test"), {"Medium": 10}, clock=clock)
+    next(sessions_walk(tracker))
+    tracker.work_known("sms_sessions", Window(JANUARY, APRIL), 12)
+    with tracker.fetch():
+        made(tracker, clock, 2, every=0.1)
+        with tracker.fetch():  # one message fetched again on the same thread (fresh file URLs)
+            made(tracker, clock, 1, every=0.1)
+        made(tracker, clock, 3, every=0.1)  # the outer fetch goes on counting
+    made(tracker, clock, 4, every=0.1)  # no fetch: a list read between fetches
+    # two fetches ended with 6 requests between them (not the outer's 5 dropped after the inner
+    # ended, nor the list's 4): 10 fetches left at 3 requests each, at 10/s
+    assert tracker.time_left(clock.now) == pytest.approx(3.0, rel=0.02)
+
+
+def test_another_partitions_work_starts_when_its_pass_begins() -> None:
     clock = Clock(0.0)
     tracker = Progress(logging.getLogger("test"), {"Medium": 10}, clock=clock)
     first = sessions_walk(tracker)
@@ -278,16 +298,40 @@ def test_another_partitions_work_starts_once_the_range_before_is_listed() -> Non
     fetches(tracker, clock, 50, pages=1, every=0.1)
     for _ in first:  # the first user's range is listed to its end
         pass
-    tracker.work_known("sms_sessions", Window(JANUARY, APRIL), 20)  # the next user's, read ahead
-    next(sessions_walk(tracker))
+    second = sessions_walk(tracker)
+    next(second)
+    for window, count in zip(WINDOWS, (5, 5, 10), strict=True):  # the next user's, month by month
+        tracker.work_known("sms_sessions", window, count)
     fetches(tracker, clock, 5, pages=1, every=0.1)
-    # 15 of the next user's 20 fetches left at 10/s (the first user's 50 are neither known nor done)
+    # 15 of the next user's 20 fetches left at 10/s: the first user's 50 are neither known nor done
     assert tracker.time_left(clock.now) == pytest.approx(1.5, rel=0.02)
+
+
+def test_a_pass_that_learns_no_work_is_estimated_from_its_records() -> None:
+    clock = Clock(0.0)
+    tracker = Progress(logging.getLogger("test"), {"Medium": 10}, clock=clock)
+    first = sessions_walk(tracker)
+    next(first)
+    tracker.work_known("sms_sessions", Window(JANUARY, APRIL), 500)
+    fetches(tracker, clock, 10, pages=1, every=0.1)
+    for _ in first:
+        pass
+    # the next user's pass reads no activity lists (one month, the exhaustive walk, or a fallback)
+    clock.now = 10.0
+    second = sessions_walk(tracker)
+    next(second)
+    tracker.record("sms_sessions", "2024-01-11T00:00:00Z")  # 10 days of 91 written in 10 s
+    clock.now = 20.0
+    # its range at its records' pace: 81 days left at a day a second (not the first user's 490
+    # fetches left, at the pace of the latest requests)
+    assert tracker.time_left(clock.now) == pytest.approx(81.0)
 
 
 def test_another_streams_time_left_is_not_the_sessions_work() -> None:
     clock = Clock(0.0)
     tracker = Progress(logging.getLogger("test"), {"Medium": 10}, clock=clock)
+    for _ in sessions_walk(tracker):
+        pass
     tracker.work_known("sms_sessions", Window(JANUARY, APRIL), 500)
     fetches(tracker, clock, 10, pages=1, every=0.1)
     engagements = tracker.windows("contact_center_sms", iter([Window(JANUARY, APRIL)]), APRIL)
@@ -315,7 +359,7 @@ def test_a_run_tells_its_progress_each_fetch_its_activity_lists_named(monkeypatc
     monkeypatch.setattr(Progress, "work_known", noted)
     monkeypatch.setattr(Progress, "fetch", counted)
     with Emulator(DatasetSpec(seed=3, sessions=40, engagements=0, months=4)) as emulator:
-        run_tap(emulator.tap_config())
+        run_tap(emulator.tap_config(medium_requests_per_second=0, heavy_requests_per_second=0))
         active_months = {
             (record["session_id"], record["date_time"][:7])
             for stream, record in emulator.account.truth()

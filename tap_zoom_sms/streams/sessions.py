@@ -106,6 +106,7 @@ class SmsSessionsStream(ZoomStream):
         an interrupted run left in the state (a lower bound already), else the
         bookmark less the look-back, never before start_date.
         """
+        self.services.progress.work_begins(self.name)
         state = self.get_context_state(context)
         lookback = dt.timedelta(minutes=self.config["lookback_minutes"])
         start = self.services.start_date
