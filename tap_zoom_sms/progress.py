@@ -3,7 +3,7 @@
 A first backfill of a large account runs for hours, paced by Zoom's rate limit. The
 SDK's own log says nothing useful over that time, and too much per line: a METRIC line
 for every request and two lines for every session synced. So those are kept off INFO
-(the setting ``log_sdk_metrics`` brings the SDK's METRIC lines back), and this module
+(:mod:`tap_zoom_sms.sdklogs`; the setting ``log_sdk_metrics`` brings the SDK's METRIC lines back), and this module
 says, at a steady interval, where the run is: the window being read and how many are
 left, the records written so far, the request rate against the limit, the 429s
 waited out, and an estimate of the time left.
@@ -30,7 +30,8 @@ import time
 import typing as t
 from http import HTTPStatus
 
-from tap_zoom_sms.windows import format_zoom_time, next_month_start, utc_now
+from tap_zoom_sms.estimate import months_after, range_left, requests_left
+from tap_zoom_sms.windows import format_zoom_time, utc_now
 
 if t.TYPE_CHECKING:
     import requests
@@ -49,15 +50,9 @@ MIN_RATE_SPAN = 10.0
 SAMPLE_SECONDS = 0.5
 #: Samples kept per stream: past it, every other one is let go (a run of hours keeps its whole span).
 MAX_SAMPLES = 2000
-#: Seconds of samples a fitted pace needs: over less, a month's steps (its listed sessions
-#: written, then those active in it but listed later) are most of what a line would fit.
-FIT_SECONDS = 30.0
 #: Seconds of the latest requests the pace of the time left is taken over: the run's start and
 #: its first fetches (a ramp of a few round trips) are soon out of it.
 PACE_SECONDS = 15.0
-#: Requests each month's lists take at the least (its sessions by last message, and the two
-#: activity lists): what a month not yet read costs beside its fetches.
-LIST_REQUESTS = 3
 #: Weight of each response's round trip in the run's typical one (a moving average).
 ROUND_TRIP_WEIGHT = 0.1
 #: How the records of each stream are named in the line.
@@ -67,8 +62,6 @@ NOUNS = {
     "attachments": "attachments",
     "contact_center_sms": "engagements",
 }
-#: Lines of the SDK that come once per session synced, kept off INFO (see SessionNoise).
-PER_SESSION_LINES = ("Beginning sync of ", "Starting incremental sync of ")
 
 
 @dataclasses.dataclass
@@ -282,7 +275,7 @@ class Progress:
         end = self._range[1] or utc_now()
         return (
             f"{stream} window {format_zoom_time(window.start)} to {format_zoom_time(window.end)}"
-            f" ({_months_after(window.end, end)} more after it)"
+            f" ({months_after(window.end, end)} more after it)"
         )
 
     def _to_come(self) -> str:
@@ -317,22 +310,14 @@ class Progress:
         """Return the requests the stream being read still needs, or None if none of its work is known yet.
 
         Each fetch not yet ended takes as many requests as the run's fetches have taken
-        (a request a page of messages, and the retries). The windows whose activity lists
-        are not read yet hold as many fetches a second of their range as those read, and
-        cost LIST_REQUESTS each beside them. What the run did beside its fetches (the
-        sample check's walk, the lists read) is done, and not to come again.
+        (a request a page of messages, and the retries); see :func:`estimate.requests_left`.
         """
         with self._lock:
             if self._stream != self._work_stream or not self._work or not self._fetched or self._range is None:
                 return None
             work, fetched, per_fetch = dict(self._work), self._fetched_in_range, self._fetch_requests / self._fetched
             start, end = self._range[0], self._range[1] or utc_now()
-        known = sum(work.values())
-        read = sum(max(0.0, (min(w.end, end) - max(w.start, start)).total_seconds()) for w in work)
-        unread = max(0.0, (end - start).total_seconds() - read)
-        fetches = known + (known * unread / read if read > 0 else 0.0)
-        lists = LIST_REQUESTS * _months_after(max(w.end for w in work), end)
-        return max(0.0, fetches - fetched) * per_fetch + lists
+        return requests_left(work, fetched, per_fetch, start, end)
 
     def _pace(self, now: float) -> float | None:
         """Return the requests a second over the latest PACE_SECONDS (since the first response, if sooner)."""
@@ -346,45 +331,16 @@ class Progress:
     def _range_left(self, now: float) -> float | None:
         """Estimate the seconds left in the stream from how far its written records have come, or None.
 
-        The part of its range still to write, at the pace its written records move
-        through the range. Once there are FIT_SECONDS of samples of how far they were
-        written, that pace is a straight line fitted to them, and the line's position now
-        is how far the stream is: neither the fixed start before the first record (the
-        token, the first lists, the read-ahead filling) nor the steps each month makes
-        sway it. Before that, the pace since the first record written.
         How far the stream is comes from the records written, not from the window being
-        listed, which runs ahead of the writing. The range is taken as evenly filled: a
-        month much busier than those before it is underestimated until it is written.
+        listed, which runs ahead of the writing; see :func:`estimate.range_left`.
         """
         with self._lock:
             stream, span, window, samples = self._stream, self._range, self._window, list(self._samples)
         if stream is None or span is None or window is None:
             return None
         start, end = span[0], span[1] or utc_now()
-        total = (end - start).total_seconds()
         reached = min(_parse_position(self._position) or window.start, end)
-        done = (reached - start).total_seconds()
-        if len(samples) >= 3 and samples[-1][0] - samples[0][0] >= FIT_SECONDS:
-            pace, at_now = _fit(samples, now)
-            return max(0.0, total - min(at_now, total)) / pace if pace > 0 else None
-        since, origin = (
-            (samples[0][0], samples[0][1]) if samples and samples[0][1] < done else (self._stream_started, 0.0)
-        )
-        if done <= origin or now <= since:
-            return None
-        return (now - since) * (total - done) / (done - origin)
-
-
-def _fit(samples: list[tuple[float, float]], now: float) -> tuple[float, float]:
-    """Fit a straight line to (time, position) points by least squares: its slope, and its position at ``now``."""
-    count = len(samples)
-    mean_t = sum(when for when, _ in samples) / count
-    mean_p = sum(position for _, position in samples) / count
-    spread = sum((when - mean_t) ** 2 for when, _ in samples)
-    if spread <= 0:
-        return 0.0, mean_p
-    slope = sum((when - mean_t) * (position - mean_p) for when, position in samples) / spread
-    return slope, mean_p + slope * (now - mean_t)
+        return range_left(now, start, end, reached, samples=samples, stream_started=self._stream_started)
 
 
 def _parse_position(position: str) -> dt.datetime | None:
@@ -396,16 +352,6 @@ def _parse_position(position: str) -> dt.datetime | None:
     return value if value.tzinfo is not None else value.replace(tzinfo=dt.timezone.utc)
 
 
-def _months_after(instant: dt.datetime, end: dt.datetime) -> int:
-    """Count the calendar-month windows that follow one ending at ``instant``, up to ``end``."""
-    count = 0
-    boundary = instant
-    while boundary < end:
-        boundary = next_month_start(boundary)
-        count += 1
-    return count
-
-
 def _duration(seconds: float) -> str:
     """Say a time left finely enough to be held to 25%: "45 s", "3 min 20 s", "2 h 05 min"."""
     if seconds < 90:
@@ -415,18 +361,3 @@ def _duration(seconds: float) -> str:
         return f"{minutes:.0f} min {rest:.0f} s" if rest else f"{minutes:.0f} min"
     hours, rest = divmod(round(seconds / 60), 60)
     return f"{hours:.0f} h {rest:02.0f} min"
-
-
-class SessionNoise(logging.Filter):
-    """Keeps the SDK's per-session lines ("Beginning sync of 'sms_messages' ...") off INFO.
-
-    The SDK writes two INFO lines each time a child stream syncs one parent record:
-    for the messages stream, two lines per session, thousands in a backfill. They
-    pass at DEBUG (set ``TAP_ZOOM_SMS_LOGLEVEL=DEBUG``).
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        """Drop an INFO record that is one of those lines, unless DEBUG is on."""
-        if record.levelno != logging.INFO or not str(record.msg).startswith(PER_SESSION_LINES):
-            return True
-        return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)

@@ -19,8 +19,8 @@ from tap_zoom_sms import cli
 from tap_zoom_sms.client import ZoomStream
 from tap_zoom_sms.errors import DailyLimitError, SettingsError, ZoomAPIError
 from tap_zoom_sms.output import SingerOutput
-from tap_zoom_sms.progress import SessionNoise
 from tap_zoom_sms.run import RunServices
+from tap_zoom_sms.sdklogs import SessionNoise
 from tap_zoom_sms.settings.checks import setting_errors, setting_warnings, without_secrets
 from tap_zoom_sms.settings.schema import CONFIG_SCHEMA
 from tap_zoom_sms.settings.sources import environment_config
@@ -142,7 +142,7 @@ class TapZoomSms(cli.CommandLineTap):
             services.progress.finish(services.record_checks.summary())
 
     def _quiet_sdk_logs(self) -> None:
-        """Keep the SDK's per-request and per-session lines off INFO (see :mod:`tap_zoom_sms.progress`)."""
+        """Keep the SDK's per-request and per-session lines off INFO (see :mod:`tap_zoom_sms.sdklogs`)."""
         if not self.config.get("log_sdk_metrics"):
             self.metrics_logger.setLevel(max(self.metrics_logger.getEffectiveLevel(), logging.WARNING))
         for stream in self.streams.values():
