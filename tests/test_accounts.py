@@ -10,8 +10,10 @@ resumes and takes what was new.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+import sqlite3
 import subprocess
 import typing as t
 
@@ -74,15 +76,20 @@ def run_at_once(project: Path, extractors: list[str], env: dict[str, str]) -> li
     return results
 
 
-def state_ids(project: Path, env: dict[str, str]) -> list[str]:
-    """The state ids Meltano lists in the system database ``env`` names."""
-    return meltano(project, "state", "list", env=env).stdout.split()
-
-
 def states(project: Path, env: dict[str, str]) -> dict[str, dict[str, t.Any]]:
-    """Every STATE Meltano keeps in the system database ``env`` names, by state id."""
-    ids = state_ids(project, env)
+    """Every STATE Meltano keeps in the system database ``env`` names, by state id, as Meltano gives them."""
+    ids = meltano(project, "state", "list", env=env).stdout.split()
     return {state_id: json.loads(meltano(project, "state", "get", state_id, env=env).stdout) for state_id in ids}
+
+
+def stored_states(project: Path, postgres: Postgres, kind: str) -> dict[str, dict[str, t.Any]]:
+    """Every STATE the system database of ``kind`` holds, read from its table (no Meltano start)."""
+    if kind == "sqlite":
+        with contextlib.closing(sqlite3.connect(project / ".meltano" / "meltano.db")) as db:
+            rows = db.execute("select state_id, completed_state from state").fetchall()
+    else:
+        rows = postgres.sql("select state_id, completed_state::jsonb::text from state", database="meltano")
+    return {state_id: json.loads(state) for state_id, state in rows}
 
 
 def new_message(emulator: Emulator) -> str:
@@ -131,8 +138,12 @@ def test_two_accounts_run_at_once_and_each_keeps_its_own_state(tmp_path: Path, p
             loaded = {row[0] for row in postgres.sql(f"select message_id from {schema_of(name)}.sms_messages")}  # noqa: S608
             assert added[name] in loaded
             assert not (set(added.values()) - {added[name]}) & loaded  # the other account's stays in its schema
-        assert sorted(state_ids(project, env)) == sorted(kept)
+        # each account's STATE moved on from its own first one (the new session), every stream still bookmarked
+        resumed = stored_states(project, postgres, kind)
+        assert sorted(resumed) == sorted(kept)
+        for state_id, state in resumed.items():
+            assert bookmarked_streams(state) >= {"sms_sessions", "contact_center_sms"}
+            sessions = state["singer_state"]["bookmarks"]["sms_sessions"]
+            assert sessions != kept[state_id]["singer_state"]["bookmarks"]["sms_sessions"]
     if kind == "postgresql":  # the STATE lives in PostgreSQL, and no sqlite file was made beside it
-        rows = postgres.sql("select state_id from state", database="meltano")
-        assert sorted(row[0] for row in rows) == sorted(kept)
         assert not (project / ".meltano" / "meltano.db").exists()
