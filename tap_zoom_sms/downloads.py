@@ -29,7 +29,6 @@ from http import HTTPStatus
 from urllib.parse import parse_qs, urlsplit
 
 import fsspec
-import jwt
 import requests
 from fsspec.implementations.local import LocalFileSystem
 from singer_sdk.exceptions import RetriableAPIError
@@ -309,6 +308,8 @@ def url_expired(url: str, now: float | None = None) -> bool:
     The claims are read without checking the signature: the key is Zoom's, and all the
     tap needs is the time to ask for a fresh URL (the file server judges the token).
     """
+    import jwt  # noqa: PLC0415 (only runs that download files need it, and it imports cryptography: ~30 ms at start)
+
     token = (parse_qs(urlsplit(url).query).get("jwt") or [""])[0]
     try:
         expiry = float(jwt.decode(token, options={"verify_signature": False})["exp"])

@@ -116,6 +116,43 @@ def test_parse_time_rejects_garbage(text: str) -> None:
         parse_time(text)
 
 
+def pendulum_parse_time(text: str) -> str:
+    """parse_time as it was, pendulum reading every form: the result in Zoom's form, or the error's type."""
+    try:
+        read = pendulum.parse(text, strict=False, tz="UTC")
+        if not isinstance(read, dt.datetime):
+            return "ValueError"
+        parsed = read if read.tzinfo is not None else read.replace(tzinfo=UTC)
+        return format_zoom_time(dt.datetime.fromtimestamp(parsed.timestamp(), UTC))
+    except Exception as exc:  # whatever it raised, the new one must raise the same
+        return type(exc).__name__
+
+
+def tap_parse_time(text: str) -> str:
+    try:
+        return format_zoom_time(parse_time(text))
+    except Exception as exc:
+        return type(exc).__name__
+
+
+def test_parse_time_reads_every_iso_form_as_pendulum_does() -> None:
+    # parse_time reads the usual forms with the standard library and leaves the rest to pendulum: the
+    # two must agree on every one, valid or not (days out of range, hour 24, leap seconds, offsets)
+    dates = ["2024-01-01", "2024-02-29", "2023-02-29", "2024-02-30", "2024-12-31", "2024-13-01", "2024-00-10"]
+    times = ["", "T00:00:00", "T23:59:59", "T24:00:00", "T23:59:60", "T12:60:00", "T07:08:09"]
+    fractions = ["", ".5", ".123", ".987654", ".1234567"]
+    offsets = ["", "Z", "+00:00", "+05:30", "-01:00", "-23:59", "+24:00", "+05:60"]
+    forms = sorted(
+        {
+            date + time + (fraction + offset if time else "")
+            for date, time, fraction, offset in itertools.product(dates, times, fractions, offsets)
+        }
+    )
+    differ = [(text, tap_parse_time(text), pendulum_parse_time(text)) for text in forms]
+    assert [row for row in differ if row[1] != row[2]] == []
+    assert sum(row[1] != "ValueError" for row in differ) > len(forms) / 4  # most are read, not refused
+
+
 def test_boundary_dedupe_drops_only_the_repeat_on_the_shared_instant() -> None:
     jan = Window(d("2024-01-01"), d("2024-02-01"))
     feb = Window(d("2024-02-01"), d("2024-03-01"))
