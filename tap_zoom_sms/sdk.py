@@ -34,11 +34,19 @@ Why each is needed:
   the tap's timeout, CA bundle and proxies and no retries of its own.
 - ``helpers._typing``: how the SDK reads a setting's JSON-schema type.
 - ``helpers._util.utc_now``: the SDK's ``time_extracted`` clock.
+- ``CustomStreamMap.expr_evaluator`` and ``CustomStreamMap._eval``: a stream map's
+  expressions are evaluated by one evaluator per map, whose ``names`` are set to the
+  record before each evaluation. Not thread-safe: the tap evaluates filters in worker
+  threads too (a message's files, sessions read ahead), and two threads evaluating one
+  map at once read each other's record, so a filter could keep a message it should drop
+  or drop one it should keep. :meth:`TapHooks.setup_mapper` gives each thread its own
+  evaluator (:class:`EvaluatorPerThread`).
 """
 
 from __future__ import annotations
 
 import inspect
+import threading
 import typing as t
 from dataclasses import dataclass
 from functools import cached_property
@@ -51,6 +59,7 @@ from singer_sdk.helpers import _typing as schema_types
 from singer_sdk.helpers._classproperty import classproperty
 from singer_sdk.helpers._util import utc_now
 from singer_sdk.helpers.conform import TypeConformanceLevel
+from singer_sdk.mapper import CustomStreamMap
 from singer_sdk.plugin_base import PluginBase, _ConfigInput
 from singer_sdk.singerlib import RecordMessage
 
@@ -120,6 +129,8 @@ PRIVATE_SURFACE: tuple[Private, ...] = (
     Private(schema_types, "is_object_type", ("property_schema",)),
     Private(_classproperty, "classproperty"),
     Private(_util, "utc_now", ()),
+    Private(CustomStreamMap, "expr_evaluator", in_init=True),
+    Private(CustomStreamMap, "_eval", ("self", "expr", "expr_parsed", "record", "property_name")),
 )
 
 
@@ -155,6 +166,14 @@ class TapHooks(Tap):
         """Return the settings given by variables named ``prefix`` + setting (see :mod:`tap_zoom_sms.settings`)."""
         raise NotImplementedError
 
+    def setup_mapper(self) -> None:
+        """Set up the SDK's stream maps, each evaluating its expressions with an evaluator per thread."""
+        super().setup_mapper()
+        for stream_maps in self.mapper.stream_maps.values():
+            for stream_map in stream_maps:
+                if isinstance(stream_map, CustomStreamMap):
+                    stream_map.expr_evaluator = EvaluatorPerThread(stream_map.expr_evaluator)
+
     def sync_all(self) -> None:  # type: ignore[misc]  # final in the SDK, whose loop cannot stop one label alone
         """Sync every stream through :meth:`sync_streams`."""
         self.sync_streams()
@@ -167,6 +186,45 @@ class TapHooks(Tap):
         """Take the steps the SDK's ``sync_all`` takes before any stream: progress markers, replication methods."""
         self._reset_state_progress_markers()
         self._set_compatible_replication_methods()
+
+
+class EvaluatorPerThread:
+    """A stream map's expression evaluator, one of its kind for each thread that evaluates (see this module).
+
+    The SDK sets ``names`` (the record) and then calls ``eval``: each thread's pair goes
+    to its own evaluator, made like the map's own (the same functions).
+    """
+
+    def __init__(self, shared: t.Any) -> None:
+        """Stand in for ``shared``, the map's evaluator."""
+        self._shared = shared
+        self._local = threading.local()
+
+    def own(self) -> t.Any:
+        """Return the calling thread's evaluator, made on its first use."""
+        evaluator = getattr(self._local, "evaluator", None)
+        if evaluator is None:
+            evaluator = self._local.evaluator = type(self._shared)(functions=self._shared.functions)
+        return evaluator
+
+    @property
+    def names(self) -> t.Any:
+        """The names the calling thread's next evaluation reads (the record)."""
+        return self.own().names
+
+    @names.setter
+    def names(self, value: t.Any) -> None:
+        self.own().names = value
+
+    def eval(self, expr: str, previously_parsed: t.Any = None) -> t.Any:
+        """Evaluate ``expr`` with the calling thread's names."""
+        return self.own().eval(expr, previously_parsed=previously_parsed)
+
+    def __getattr__(self, name: str) -> t.Any:
+        """Anything else the SDK asks of an evaluator: the calling thread's."""
+        if name.startswith("_"):  # this object's own, not made yet (a copy, or before __init__)
+            raise AttributeError(name)
+        return getattr(self.own(), name)
 
 
 class StreamHooks(Stream):

@@ -9,13 +9,16 @@ records.
 
 from __future__ import annotations
 
+import threading
 import typing as t
 from pathlib import Path
 
 import pytest
+import simpleeval
 
 from tap_zoom_sms.emulator import DatasetSpec, Emulator
 from tap_zoom_sms.emulator.data import ME_OWNER, _id
+from tap_zoom_sms.tap import TapZoomSms
 from tests.conftest import TapRun, run_tap
 from tests.emulator_client import EmulatorClient
 
@@ -137,3 +140,32 @@ def test_a_filter_on_messages_keeps_their_files_from_being_downloaded(emulator: 
     assert run.ids("attachments", "message_id") & inbound == set()
     assert stored & inbound == set(), "files of filtered messages were downloaded"
     assert stored >= run.ids("attachments", "message_id")
+
+
+def test_a_filter_evaluated_by_two_threads_at_once_reads_each_ones_own_record(
+    emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The SDK evaluates a map's expressions with an evaluator whose names it sets to the record just
+    # before; the tap evaluates filters in worker threads too (a message's files) beside the main
+    # thread's. Here both threads have set their record before either evaluates.
+    tap = TapZoomSms(config=emulator.tap_config(stream_maps={"sms_messages": {"__filter__": "direction != 'In'"}}))
+    stream_map = tap.streams["sms_messages"].stream_maps[0]
+    together = threading.Barrier(2, timeout=10)
+    evaluate = simpleeval.EvalWithCompoundTypes.eval
+
+    def evaluate_together(self: simpleeval.EvalWithCompoundTypes, expr: str, previously_parsed: t.Any = None) -> t.Any:
+        together.wait()
+        return evaluate(self, expr, previously_parsed)
+
+    monkeypatch.setattr(simpleeval.EvalWithCompoundTypes, "eval", evaluate_together)
+    kept: dict[str, bool] = {}
+
+    def judge(direction: str) -> None:
+        kept[direction] = stream_map.get_filter_result({"message_id": direction, "direction": direction})
+
+    threads = [threading.Thread(target=judge, args=(direction,)) for direction in ("In", "Out")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert kept == {"In": False, "Out": True}
