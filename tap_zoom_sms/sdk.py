@@ -192,7 +192,9 @@ class EvaluatorPerThread:
     """A stream map's expression evaluator, one of its kind for each thread that evaluates (see this module).
 
     The SDK sets ``names`` (the record) and then calls ``eval``: each thread's pair goes
-    to its own evaluator, made like the map's own (the same functions).
+    to its own evaluator, made like the map's own (the same functions). The map's Faker
+    (``fake``, for maps that make up values) is still one for all threads: what it makes
+    up is not the same from run to run when several threads ask it.
     """
 
     def __init__(self, shared: t.Any) -> None:
