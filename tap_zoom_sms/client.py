@@ -170,7 +170,7 @@ class ZoomStream(BaseStream, RESTStream[WindowPage]):
         windows = itertools.chain([first], windows)
         if self.windows_ahead and self.services.workers > 1:
             new_reader = partial(self.services.new_stream, type(self))
-            ahead = WindowsAhead(new_reader, windows, context, self.services.await_answer, self.windows_ahead)
+            ahead = WindowsAhead(new_reader, windows, context, self.windows_ahead)
             yield from ahead.hand_over(self, self.shown)
             return
         yield from self.read_windows(context, self.shown(windows), self.on_window_done)

@@ -127,9 +127,11 @@ class RunServices:
     def await_answer(self, stopped: t.Callable[[], bool]) -> bool:
         """Wait until Zoom has answered a data request of the run with success; False if ``stopped()`` first.
 
-        What reads ahead (lists of later windows, activity lists, the sample) waits here
-        before its first request: with a refused token or a wrong URL, the run ends on
-        its first request instead of a burst of them.
+        Contact Center's list, read in the background beside the Phone streams, waits here
+        before its first request: it is on the Heavy label, whose daily cap a refused token
+        or a wrong URL should not spend on a burst of requests. The Phone streams' lists
+        read ahead do not wait (see :mod:`tap_zoom_sms.readahead.windows`): waiting would
+        idle the limit for the round trip of the run's first answer.
         """
         while not self.answered.wait(ANSWER_POLL_SECONDS):
             if stopped():

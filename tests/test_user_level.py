@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import typing as t
 
 import pytest
 
+from tap_zoom_sms.discovery.lists import ACTIVITY_FILTERS
 from tap_zoom_sms.emulator import DatasetSpec, Emulator
 from tap_zoom_sms.emulator.data import ME_OWNER, _id
 from tap_zoom_sms.errors import AuthError, SettingsError
+from tap_zoom_sms.readahead.windows import DEPTH
 from tap_zoom_sms.windows import parse_time
 from tests.conftest import run_tap
 from tests.emulator_client import EmulatorClient
+
+#: The lists a backfill reads at once from its first request: each month's (the current one and
+#: DEPTH ahead) session list and activity lists, and the sample check's list.
+LISTS_READ_AT_ONCE = (DEPTH + 1) * (1 + len(ACTIVITY_FILTERS)) + 1
 
 
 @pytest.fixture
@@ -99,7 +106,11 @@ def test_a_refused_access_token_ends_the_run_with_one_line_and_no_secret(emulato
     assert "HTTP 401" in message
     assert token not in message
     assert "\n" not in message
-    assert emulator.stats.snapshot()["total_requests"] == 1  # no retry with a token that cannot change
+    # the lists read at once each met the refusal once: none was retried with a token that cannot change
+    queries = [json.dumps(query, sort_keys=True) for query in emulator.stats.requests()]
+    assert queries
+    assert len(queries) == len(set(queries)), queries
+    assert len(queries) <= LISTS_READ_AT_ONCE
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from tap_zoom_sms import interrupts
 from tap_zoom_sms.discovery.lists import ACTIVITY_FILTERS, DiscoveryFellShortError, SessionActivity, month_of
 from tap_zoom_sms.discovery.sample import MessageWalker, SampleCheck
+from tap_zoom_sms.readahead.windows import DEPTH
 
 if t.TYPE_CHECKING:
     import logging
@@ -38,7 +39,8 @@ class Discovery:
         self._stream = stream
         self._services = services
         self._closed = threading.Event()
-        self._lists = [services.new_stream(SessionActivity, filter_type=f) for f in ACTIVITY_FILTERS]
+        #: each reader thread's own activity list streams (stream objects are not thread-safe)
+        self._local = threading.local()
         self._sample = (
             SampleCheck(
                 services.new_stream(SessionActivity, filter_type="last_message_time"),
@@ -49,8 +51,9 @@ class Discovery:
             if new_walker is not None
             else None
         )
-        #: the lists of the windows being read, read in the background (one window at a time)
-        self._reader = ThreadPoolExecutor(1, thread_name_prefix="zoom-activity-ahead")
+        #: the lists of the windows being read, read in the background, as many windows at once as
+        #: the months' session lists read ahead (see :mod:`tap_zoom_sms.readahead.windows`)
+        self._reader = ThreadPoolExecutor(DEPTH + 1, thread_name_prefix="zoom-activity-ahead")
         self._ahead: dict[Window, Future[dict[str, dict[str, t.Any]]]] = {}
 
     def read_ahead(self, window: Window) -> None:
@@ -74,19 +77,33 @@ class Discovery:
         self._reader.shutdown(wait=not interrupts.STOP.is_set(), cancel_futures=True)
 
     def _read(self, window: Window) -> dict[str, dict[str, t.Any]]:
-        """Read both activity lists of ``window`` at once (from the reader's thread only), once Zoom answered."""
-        if not self._services.await_answer(self._closed.is_set):
-            return {}  # the run ended before Zoom answered: nobody will ask for the window
-        pool = ThreadPoolExecutor(len(self._lists), thread_name_prefix="zoom-activity")
+        """Read both activity lists of ``window`` at once (from a reader thread only).
+
+        They go out with the run's first request, not after Zoom's first answer, as the
+        months' session lists do (see :mod:`tap_zoom_sms.readahead.windows`).
+        """
+        if self._closed.is_set():
+            return {}  # the run ended: nobody will ask for the window
+        lists = self._lists()
+        pool = ThreadPoolExecutor(len(lists), thread_name_prefix="zoom-activity")
         try:
             found: dict[str, dict[str, t.Any]] = {}
-            for sessions in pool.map(lambda activity: activity.sessions(window, self._context), self._lists):
+            for sessions in pool.map(lambda activity: activity.sessions(window, self._context), lists):
                 found |= sessions
             # each active session is a fetch of its messages in the window: the run's work, known ahead
             self._services.progress.work_known(self._stream, window, len(found))
             return found
         finally:  # after a stop signal, not waiting for a list blocked in a read
             pool.shutdown(wait=not interrupts.STOP.is_set(), cancel_futures=True)
+
+    def _lists(self) -> list[SessionActivity]:
+        """Return this reader thread's activity lists, one per filter."""
+        lists = getattr(self._local, "lists", None)
+        if lists is None:
+            lists = self._local.lists = [
+                self._services.new_stream(SessionActivity, filter_type=f) for f in ACTIVITY_FILTERS
+            ]
+        return lists
 
     def start_sample(self, windows: t.Sequence[Window], logger: logging.Logger) -> None:
         """Start the sample check over the range of ``windows`` in the background (see :mod:`.sample`)."""

@@ -82,7 +82,6 @@ class SampleCheck:
         self._latest = latest
         self._context = context
         self._new_walker = new_walker
-        self._services = services
         self._workers = services.workers
         self._requests = RequestCounter()
         self._requests.attach(latest)
@@ -98,7 +97,9 @@ class SampleCheck:
         The sample comes from the latest windows (scanned back until it is full), by
         their last message. Run before the first month, it would leave the workers idle
         for a few latencies (its list pages, then the first month's list after the
-        walk): beside the months, it only delays the first bookmark.
+        walk): beside the months, it only delays the first bookmark. Its list goes out with
+        the run's first request, as the months' lists do: the first month's active sessions
+        wait for the sample to be chosen (:meth:`sampled_among`).
         """
         self._chosen = self._thread.submit(self._choose, windows)
         self._walked = self._thread.submit(self._walk_sample, windows, logger)
@@ -130,8 +131,8 @@ class SampleCheck:
 
     def _choose(self, windows: t.Sequence[Window]) -> list[str]:
         chosen: list[str] = []
-        if not self._services.await_answer(self._cancelled.is_set):
-            return chosen  # the run ended before Zoom answered its first request
+        if self._cancelled.is_set():
+            return chosen  # the run ended: nobody will ask for the sample
         size = 0
         for window in reversed(windows):
             listed = sorted(self._latest.session_ids(window, self._context))

@@ -11,9 +11,12 @@ order, and each window's bookmark is still committed by the stream once every re
 of the window is out. What is held is bounded by records, not by windows (the
 prefetcher's budget, see :mod:`.prefetch`).
 
-Only once Zoom has answered a data request of the run with success do the windows read
-ahead send theirs (``answered``): with a refused token or a wrong URL, the run ends on
-its first request, not on a burst of them.
+The windows read ahead send their first request at once, beside the run's first,
+rather than after Zoom's first answer: at a second of latency that answer is a second
+in which the limit would idle, at the start of every backfill. What it costs is a
+misconfigured run's: a refused token or scope, or a wrong URL, meets the error on each
+list read at once (the next three months' and their activity lists), and the run still
+ends with that one error (see docs/reliability.md).
 """
 
 from __future__ import annotations
@@ -77,8 +80,6 @@ class _WindowFetch:
         self._ahead = ahead
 
     def get_records(self, fetch: Context) -> t.Iterator[dict[str, t.Any]]:
-        if not fetch["ungated"] and not self._ahead.wait_for_answer():
-            return iter(())  # stopped before Zoom answered: nobody will take the window
         return self._reader.read_window(fetch["window"], fetch["context"], self._ahead.covered_by)
 
 
@@ -94,23 +95,18 @@ class WindowsAhead:
         new_reader: t.Callable[[], WindowReader],
         windows: t.Iterator[Window],
         context: Context | None,
-        answered: t.Callable[[t.Callable[[], bool]], bool],
         depth: int = DEPTH,
     ) -> None:
         """Start reading the first of ``windows`` of ``context`` now, with readers made by ``new_reader``.
 
-        ``depth + 1`` threads read: the current window's and the next ``depth``'s. The
-        windows after the first wait for the run's first answer, ``answered(stopped)``.
+        ``depth + 1`` threads read: the current window's and the next ``depth``'s, all at once.
         """
         self.covered_by: Covered = {}
         self._prefetcher = Prefetcher(lambda: _WindowFetch(new_reader(), self), depth + 1)
-        self._answered = answered
-        self._stopped = False
         self._windows = windows
         self._context = context
         self._depth = depth
         self._queued: collections.deque[Window] = collections.deque()
-        self._started = False
         #: whether the window last yielded by :meth:`windows` is the last of the range
         self.last = False
         self._fill(depth + 1)
@@ -155,20 +151,13 @@ class WindowsAhead:
         """Return what the reading of ``window`` covered (once its records are all taken)."""
         return self.covered_by.pop(window)
 
-    def wait_for_answer(self) -> bool:
-        """Wait until Zoom answered a data request of the run; False once stopped."""
-        return self._answered(lambda: self._stopped)
-
     def close(self) -> None:
         """Stop reading ahead (see :meth:`Prefetcher.close`)."""
-        self._stopped = True
         self._queued.clear()
         self._prefetcher.close()
 
     def _fill(self, count: int) -> None:
         """Queue windows until ``count`` are queued (or the range ends)."""
         while len(self._queued) < count and (window := next(self._windows, None)) is not None:
-            ungated = not self._started  # the first window: the run's first request, or one after it
-            self._prefetcher.queue(_key(window), {"window": window, "context": self._context, "ungated": ungated})
+            self._prefetcher.queue(_key(window), {"window": window, "context": self._context})
             self._queued.append(window)
-            self._started = True
