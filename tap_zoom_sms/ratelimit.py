@@ -10,6 +10,7 @@ import collections
 import threading
 import time
 import typing as t
+from urllib.parse import parse_qs, urlsplit
 
 import requests
 
@@ -31,8 +32,13 @@ class RateLimiter:
 
     Callers wait in a queue and each takes the next slot when it reaches the head, so
     a caller can go ahead of those already waiting (``acquire(first=True)``) without
-    changing the spacing: the session list's pages do, since the workers' next fetches
-    depend on them, and behind two dozen workers' turns a page would wait over a second.
+    changing the spacing. Those that go first keep their order among themselves, after
+    the ones that went first before them. Two kinds do (see :func:`continues_a_chain`): the
+    session list's pages, since the workers' next fetches depend on them, and behind two
+    dozen workers' turns a page would wait over a second; and every page after a first
+    one, since a chain of pages cannot be asked faster than one a round trip, and each
+    wait at the limiter makes the chain longer, where a new fetch's first page loses
+    nothing by waiting while other work keeps the limit busy.
     """
 
     def __init__(self, rate: float, *, clock: t.Callable[[], float] = time.monotonic) -> None:
@@ -42,11 +48,21 @@ class RateLimiter:
         self._next_slot = 0.0
         self._lock = threading.Lock()
         self._queue: collections.deque[threading.Event] = collections.deque()
+        #: the turns of the callers that go first: always the head of the queue, in their order
+        self._firsts: set[threading.Event] = set()
         self._closed_by: Exception | None = None
 
     def close(self, reason: Exception) -> None:
         """Refuse every later request with ``reason`` (Zoom's daily cap for the label is reached)."""
         self._closed_by = reason
+
+    def has_room(self) -> bool:
+        """Say whether a request now would take a turn nobody waits for (never without a limit).
+
+        Without a limit there is no idle turn to speak of: whatever is sent goes at once.
+        """
+        with self._lock:
+            return bool(self._interval) and not self._queue and self._clock() >= self._next_slot
 
     def acquire(self, *, first: bool = False) -> None:
         """Block until this caller's slot comes (``first``: ahead of those waiting); raise if the label is closed."""
@@ -56,7 +72,11 @@ class RateLimiter:
             return
         turn = threading.Event()
         with self._lock:
-            (self._queue.appendleft if first else self._queue.append)(turn)
+            if first:
+                self._queue.insert(len(self._firsts), turn)
+                self._firsts.add(turn)
+            else:
+                self._queue.append(turn)
         try:
             while (wait := self._take(turn)) > 0:
                 turn.wait(min(wait, WAKE_SECONDS))
@@ -85,8 +105,20 @@ class RateLimiter:
         """Take ``turn`` out of the queue and wake the caller now at its head (holding the lock)."""
         if turn in self._queue:
             self._queue.remove(turn)
+        self._firsts.discard(turn)
         if self._queue:
             self._queue[0].set()
+
+
+def continues_a_chain(request: requests.PreparedRequest) -> bool:
+    """Say whether ``request`` asks for a page after the first: it carries Zoom's page token.
+
+    Its page could not be asked for before the one before it was answered, so it goes
+    ahead of the callers waiting (see :class:`RateLimiter`): a session of five pages that
+    begins among a backfill's last requests would otherwise end five waits at the limiter
+    and five round trips after them, which is the run's end.
+    """
+    return bool(parse_qs(urlsplit(request.url or "").query).get("next_page_token"))
 
 
 class RateLimitedSession(EnvironmentSession):
@@ -112,8 +144,8 @@ class RateLimitedSession(EnvironmentSession):
         self._on_response = on_response
 
     def send(self, request: requests.PreparedRequest, **kwargs: t.Any) -> requests.Response:
-        """Wait for a slot, then send."""
-        self._limiter.acquire(first=self._first)
+        """Wait for a slot (ahead of the others for a list's page or a page after the first), then send."""
+        self._limiter.acquire(first=self._first or continues_a_chain(request))
         response = super().send(request, **kwargs)
         if self._on_response is not None:
             self._on_response(response)

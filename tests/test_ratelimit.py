@@ -1,4 +1,4 @@
-"""The client-side limiter: even spacing, turns in order, the session list's pages ahead of the workers.
+"""The client-side limiter: even spacing, turns in order, list pages and pages after a first one ahead of the rest.
 
 The limiter reads a clock the tests hold still and move by hand, so which caller
 passes when depends on nothing but the order of events.
@@ -11,10 +11,11 @@ import time
 import typing as t
 
 import pytest
+import requests
 
 from tap_zoom_sms import interrupts
 from tap_zoom_sms.errors import DailyLimitError
-from tap_zoom_sms.ratelimit import HEADROOM, RateLimiter
+from tap_zoom_sms.ratelimit import HEADROOM, RateLimitedSession, RateLimiter, continues_a_chain
 
 RATE = 10
 INTERVAL = 1 / (RATE * HEADROOM)
@@ -105,6 +106,57 @@ def test_a_caller_that_goes_first_passes_ahead_of_those_waiting() -> None:
     callers.join()
     # it took the next slot, not an extra one: the spacing is the same for everybody
     assert callers.passed == ["list-page", "worker-1", "worker-2", "worker-3"]
+
+
+def test_callers_that_go_first_keep_their_order_among_themselves() -> None:
+    clock, _, callers = waiting("worker-1", "worker-2")
+    callers.start("page-2 of a session", first=True)
+    callers.start("list-page", first=True)
+    callers.start("page-3 of another", first=True)
+    let_through(clock, callers, 5)
+    callers.join()
+    assert callers.passed == ["page-2 of a session", "list-page", "page-3 of another", "worker-1", "worker-2"]
+
+
+@pytest.mark.parametrize(
+    ("url", "continues"),
+    [
+        ("https://api.zoom.us/v2/phone/sms/sessions/s1?page_size=100&from=a&to=b&sort=1", False),
+        ("https://api.zoom.us/v2/phone/sms/sessions/s1?page_size=100&next_page_token=abc&sort=1", True),
+        ("https://api.zoom.us/v2/phone/sms/sessions?next_page_token=", False),  # an empty token asks for page 1
+        ("https://api.zoom.us/v2/phone/next_page_token=x/sms", False),  # in the path, not the query
+    ],
+)
+def test_a_page_after_the_first_is_one_that_carries_zooms_page_token(url: str, continues: bool) -> None:
+    assert continues_a_chain(requests.Request("GET", url).prepare()) is continues
+
+
+def test_a_page_after_the_first_goes_ahead_of_the_callers_waiting() -> None:
+    clock, limiter, callers = waiting("worker-1", "worker-2")
+    sent: list[str] = []
+
+    class Adapter(requests.adapters.BaseAdapter):
+        def send(self, request: requests.PreparedRequest, **kwargs: t.Any) -> requests.Response:
+            sent.append(str(request.url))
+            response = requests.Response()
+            response.status_code = 200
+            return response
+
+        def close(self) -> None:
+            pass
+
+    session = RateLimitedSession(limiter)
+    session.mount("https://", Adapter())
+    url = "https://api.zoom.us/v2/phone/sms/sessions/s1?next_page_token=abc"
+    thread = threading.Thread(target=session.get, args=(url,), daemon=True)
+    thread.start()
+    eventually(lambda: len(limiter._queue) == 3, "the page never queued")
+    clock.now += INTERVAL
+    eventually(lambda: sent == [url], "the page did not pass first")
+    thread.join(timeout=60)
+    assert callers.passed == []
+    let_through(clock, callers, 2)
+    callers.join()
 
 
 def test_a_stop_signal_wakes_every_caller_waiting() -> None:
