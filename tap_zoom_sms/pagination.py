@@ -100,6 +100,14 @@ class WindowPaginator(BaseAPIPaginator[WindowPage]):
         self._tokens: set[str] = set()
         self._pages = 0
         self._zoom_time: dt.datetime | None = None
+        self._read_otherwise = False
+
+    def end_window(self) -> None:
+        """Take the page being read as its window's last: the stream read the rest another way.
+
+        (A session's window read from both ends, see :mod:`tap_zoom_sms.readahead.bothends`.)
+        """
+        self._read_otherwise = True
 
     def continue_if_empty(self, response: requests.Response) -> bool:  # noqa: ARG002
         """Keep going after an empty page: an empty month says nothing of the next."""
@@ -112,7 +120,7 @@ class WindowPaginator(BaseAPIPaginator[WindowPage]):
         answered = response_date(response)
         if answered is not None and (self._zoom_time is None or answered < self._zoom_time):
             self._zoom_time = answered
-        token = next_page_token(zoom_json(response))
+        token = None if self._read_otherwise else next_page_token(zoom_json(response))
         if token:
             self._check_progress(current.window, token)
             return WindowPage(current.window, token)

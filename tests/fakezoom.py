@@ -82,6 +82,8 @@ class FakeZoom:
     token_under_sync_token: bool = False
     #: by records key: changes each record of a page on its way out (what a malformed Zoom would send)
     mangle: dict[str, t.Callable[[dict[str, t.Any]], t.Any]] = field(default_factory=dict)
+    #: session details answer oldest first whatever ``sort`` asks (the harsh reading of a parameter)
+    ignores_sort: bool = False
 
     # --- building data -------------------------------------------------
     def add_session(self, session_id: str, session_type: str = "user") -> None:
@@ -275,7 +277,8 @@ class FakeZoom:
             return {"code": 7013, "message": "Error retrieving SMS history."}
         lo, hi = self._window(request.qs, dt.timedelta(days=30))
         found = [m for m in self.messages[sid] if lo <= ts(m["date_time"]) <= hi]
-        found.sort(key=lambda m: (m["date_time"], m["message_id"]), reverse=request.qs.get("sort") == ["2"])
+        newest_first = request.qs.get("sort") == ["2"] and not self.ignores_sort
+        found.sort(key=lambda m: (m["date_time"], m["message_id"]), reverse=newest_first)
         return self._page(request, context, found, "sms_histories", 30)
 
     def _contact_center(self, request: t.Any, context: t.Any) -> dict | str:

@@ -9,6 +9,9 @@ from http import HTTPStatus
 from tap_zoom_sms.client import ZoomStream
 from tap_zoom_sms.conform.records import missing_key
 from tap_zoom_sms.errors import SessionGoneError, ZoomAPIError
+from tap_zoom_sms.pagination import next_page_token
+from tap_zoom_sms.ratelimit import continues_a_chain
+from tap_zoom_sms.readahead.bothends import BothEnds, NewestPage, newest_first
 from tap_zoom_sms.responses import SESSION_GONE_CODES, describe_error, error_fields, zoom_json
 from tap_zoom_sms.sdk import request_once
 from tap_zoom_sms.streams.sessions import SmsSessionsStream
@@ -59,6 +62,8 @@ class SmsMessagesStream(ZoomStream):
     boundary: BoundaryMessages | None = None
     #: the downloads of the message being written (see post_process and generate_child_contexts)
     _downloads: list[Download | None] | None = None
+    #: the window being read from both ends, if it is (see parse_response)
+    _both: BothEnds | None = None
 
     def windows(self, context: Context | None) -> t.Iterator[Window]:
         """Read the session's months from the run's lower bound to its last message."""
@@ -70,6 +75,51 @@ class SmsMessagesStream(ZoomStream):
     def get_url_params(self, context: Context | None, next_page_token: t.Any) -> dict[str, t.Any]:
         """Ask for messages in ascending creation order."""
         return {**super().get_url_params(context, next_page_token), "sort": 1}
+
+    def parse_response(self, response: requests.Response) -> t.Iterable[dict[str, t.Any]]:
+        """Yield a page's messages; when the limit has room, read the window from both ends.
+
+        See :mod:`tap_zoom_sms.readahead.bothends`: a window's first page with more to
+        come starts the reading of its newest page, when the limiter has a turn nobody
+        waits for; each later page then says whether the newest page holds the rest.
+        """
+        records = super().parse_response(response)
+        more = next_page_token(zoom_json(response)) is not None
+        first = response.request is None or not continues_a_chain(response.request)
+        if first:
+            self._both = self._from_both_ends(response) if more and self._limit_has_room() else None
+        both = self._both
+        if both is None:
+            yield from records
+            return
+        page = list(records)
+        yield from page
+        both.read(page)
+        if not more or not both.usable:
+            self._both = None
+            return
+        if first:
+            return  # the newest page is on its way, beside the second
+        rest = both.rest()
+        if rest is not None:
+            self._both = None
+            yield from self.conformed(rest, both.newest.response)
+            self._paginator.end_window()
+
+    def _limit_has_room(self) -> bool:
+        """Say whether a request now would take a turn of the limit nobody waits for."""
+        return self.services.limiters[self.rate_limit_label].has_room()
+
+    def _from_both_ends(self, first_page: requests.Response) -> BothEnds:
+        """Start reading the newest page of ``first_page``'s window, with a stream object of its own."""
+        reader = self.services.new_stream(type(self))
+        newest = NewestPage(partial(reader.get_page, newest_first(str(first_page.request.url))), self.records_key)
+        return BothEnds(newest, self.logger)
+
+    def get_page(self, url: str) -> requests.Response:
+        """GET ``url`` once outside the paging, with this stream's pacing, retries, renewal and checks."""
+        request = self.build_prepared_request(method="GET", url=url, headers=self.http_headers)
+        return self.request_decorator(partial(request_once, self))(request, None)
 
     def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
         """Read the session's messages (or take them, read ahead), each once across the windows of a run."""
@@ -121,9 +171,8 @@ class SmsMessagesStream(ZoomStream):
     def fetch_message(self, session_id: str, message_id: str) -> dict[str, t.Any] | None:
         """GET one message (with fresh download URLs); None if it, or its session, no longer exists."""
         url = f"{self.url_base}/phone/sms/sessions/{session_id}/messages/{message_id}"
-        request = self.build_prepared_request(method="GET", url=url, headers=self.http_headers)
         try:
-            response = self.request_decorator(partial(request_once, self))(request, None)
+            response = self.get_page(url)
         except SessionGoneError:
             return None
         return next(self.conformed([zoom_json(response)], response), None)
