@@ -93,8 +93,8 @@ class SmsMessagesStream(ZoomStream):
             yield from records
             return
         page = list(records)
+        both.read(page)  # before the SDK's hands are on the records
         yield from page
-        both.read(page)
         if not more or not both.usable:
             self._both = None
             return
