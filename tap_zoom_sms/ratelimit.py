@@ -27,18 +27,23 @@ HEADROOM = 0.95
 WAKE_SECONDS = 0.25
 
 
+#: Who goes ahead of whom at the limiter (see :class:`RateLimiter`): a list's page, then a page after
+#: a first one, then new work.
+LIST_PAGE, NEXT_PAGE, NEW_WORK = 2, 1, 0
+
+
 class RateLimiter:
     """Spaces requests evenly, a little under ``rate`` per second, in turns (thread-safe).
 
     Callers wait in a queue and each takes the next slot when it reaches the head, so
-    a caller can go ahead of those already waiting (``acquire(first=True)``) without
-    changing the spacing. Those that go first keep their order among themselves, after
-    the ones that went first before them. Two kinds do (see :func:`continues_a_chain`): the
-    session list's pages, since the workers' next fetches depend on them, and behind two
-    dozen workers' turns a page would wait over a second; and every page after a first
-    one, since a chain of pages cannot be asked faster than one a round trip, and each
-    wait at the limiter makes the chain longer, where a new fetch's first page loses
-    nothing by waiting while other work keeps the limit busy.
+    a caller can go ahead of those already waiting (``acquire(priority=...)``) without
+    changing the spacing; callers of one priority keep their order. A list's pages go
+    first (:data:`LIST_PAGE`): the workers' next fetches depend on them, and behind two
+    dozen workers' turns a page would wait over a second. Then every page after a first
+    one (:data:`NEXT_PAGE`, see :func:`continues_a_chain`): a chain of pages cannot be
+    asked faster than a round trip a page, and each wait at the limiter lengthens it,
+    where a new fetch's first page loses nothing by waiting while other work keeps the
+    limit busy.
     """
 
     def __init__(self, rate: float, *, clock: t.Callable[[], float] = time.monotonic) -> None:
@@ -48,8 +53,8 @@ class RateLimiter:
         self._next_slot = 0.0
         self._lock = threading.Lock()
         self._queue: collections.deque[threading.Event] = collections.deque()
-        #: the turns of the callers that go first: always the head of the queue, in their order
-        self._firsts: set[threading.Event] = set()
+        #: the priority of each turn waiting: the queue is in descending order of it
+        self._priority: dict[threading.Event, int] = {}
         self._closed_by: Exception | None = None
 
     def close(self, reason: Exception) -> None:
@@ -64,19 +69,17 @@ class RateLimiter:
         with self._lock:
             return bool(self._interval) and not self._queue and self._clock() >= self._next_slot
 
-    def acquire(self, *, first: bool = False) -> None:
-        """Block until this caller's slot comes (``first``: ahead of those waiting); raise if the label is closed."""
+    def acquire(self, *, priority: int = NEW_WORK) -> None:
+        """Block until this caller's slot comes (after those of its ``priority`` or above); raise if closed."""
         if self._closed_by is not None:
             raise self._closed_by
         if not self._interval:
             return
         turn = threading.Event()
         with self._lock:
-            if first:
-                self._queue.insert(len(self._firsts), turn)
-                self._firsts.add(turn)
-            else:
-                self._queue.append(turn)
+            ahead = next((i for i, other in enumerate(self._queue) if self._priority[other] < priority), None)
+            self._queue.insert(len(self._queue) if ahead is None else ahead, turn)
+            self._priority[turn] = priority
         try:
             while (wait := self._take(turn)) > 0:
                 turn.wait(min(wait, WAKE_SECONDS))
@@ -105,7 +108,7 @@ class RateLimiter:
         """Take ``turn`` out of the queue and wake the caller now at its head (holding the lock)."""
         if turn in self._queue:
             self._queue.remove(turn)
-        self._firsts.discard(turn)
+        self._priority.pop(turn, None)
         if self._queue:
             self._queue[0].set()
 
@@ -134,7 +137,7 @@ class RateLimitedSession(EnvironmentSession):
         *,
         first: bool = False,
     ) -> None:
-        """Send through ``limiter`` (``first``: ahead of the callers waiting); ``on_response`` sees every response.
+        """Send through ``limiter`` (``first``: a list's pages, ahead of all); ``on_response`` sees each response.
 
         The run's progress counts the responses.
         """
@@ -144,8 +147,9 @@ class RateLimitedSession(EnvironmentSession):
         self._on_response = on_response
 
     def send(self, request: requests.PreparedRequest, **kwargs: t.Any) -> requests.Response:
-        """Wait for a slot (ahead of the others for a list's page or a page after the first), then send."""
-        self._limiter.acquire(first=self._first or continues_a_chain(request))
+        """Wait for a slot (a list's page, then a page after a first one, ahead of the rest), then send."""
+        priority = LIST_PAGE if self._first else NEXT_PAGE if continues_a_chain(request) else NEW_WORK
+        self._limiter.acquire(priority=priority)
         response = super().send(request, **kwargs)
         if self._on_response is not None:
             self._on_response(response)

@@ -15,7 +15,15 @@ import requests
 
 from tap_zoom_sms import interrupts
 from tap_zoom_sms.errors import DailyLimitError
-from tap_zoom_sms.ratelimit import HEADROOM, RateLimitedSession, RateLimiter, continues_a_chain
+from tap_zoom_sms.ratelimit import (
+    HEADROOM,
+    LIST_PAGE,
+    NEW_WORK,
+    NEXT_PAGE,
+    RateLimitedSession,
+    RateLimiter,
+    continues_a_chain,
+)
 
 RATE = 10
 INTERVAL = 1 / (RATE * HEADROOM)
@@ -48,17 +56,17 @@ class Callers:
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
 
-    def start(self, name: str, *, first: bool = False) -> None:
+    def start(self, name: str, *, priority: int = NEW_WORK) -> None:
         """Start a caller and wait until it is in the limiter's queue."""
         waiting = len(self.limiter._queue)
-        thread = threading.Thread(target=self._call, args=(name, first), daemon=True)
+        thread = threading.Thread(target=self._call, args=(name, priority), daemon=True)
         thread.start()
         self._threads.append(thread)
         eventually(lambda: len(self.limiter._queue) == waiting + 1, f"{name} never queued")
 
-    def _call(self, name: str, first: bool) -> None:
+    def _call(self, name: str, priority: int) -> None:
         try:
-            self.limiter.acquire(first=first)
+            self.limiter.acquire(priority=priority)
         except BaseException as exc:  # reported to the test
             self.errors.append(exc)
             return
@@ -101,21 +109,51 @@ def test_slots_are_spaced_by_the_interval_and_nobody_passes_before_its_slot() ->
 
 def test_a_caller_that_goes_first_passes_ahead_of_those_waiting() -> None:
     clock, _, callers = waiting("worker-1", "worker-2", "worker-3")
-    callers.start("list-page", first=True)
+    callers.start("list-page", priority=LIST_PAGE)
     let_through(clock, callers, 4)
     callers.join()
     # it took the next slot, not an extra one: the spacing is the same for everybody
     assert callers.passed == ["list-page", "worker-1", "worker-2", "worker-3"]
 
 
-def test_callers_that_go_first_keep_their_order_among_themselves() -> None:
+def test_list_pages_go_first_then_pages_after_a_first_one_each_in_their_order() -> None:
     clock, _, callers = waiting("worker-1", "worker-2")
-    callers.start("page-2 of a session", first=True)
-    callers.start("list-page", first=True)
-    callers.start("page-3 of another", first=True)
-    let_through(clock, callers, 5)
+    callers.start("page-2 of a session", priority=NEXT_PAGE)
+    callers.start("list-page", priority=LIST_PAGE)
+    callers.start("page-3 of another", priority=NEXT_PAGE)
+    callers.start("worker-3")
+    callers.start("list-page-2", priority=LIST_PAGE)
+    let_through(clock, callers, 7)
     callers.join()
-    assert callers.passed == ["page-2 of a session", "list-page", "page-3 of another", "worker-1", "worker-2"]
+    assert callers.passed == [
+        "list-page",
+        "list-page-2",
+        "page-2 of a session",
+        "page-3 of another",
+        "worker-1",
+        "worker-2",
+        "worker-3",
+    ]
+
+
+def test_the_limiter_has_room_only_for_a_turn_nobody_waits_for() -> None:
+    clock = Clock()
+    limiter = RateLimiter(RATE, clock=clock)
+    assert limiter.has_room()
+    limiter.acquire()
+    assert not limiter.has_room()  # the next slot has not come
+    clock.now += INTERVAL
+    assert limiter.has_room()
+    callers = Callers(limiter)
+    clock.now -= INTERVAL / 2  # a caller waits for the slot
+    callers.start("worker")
+    assert not limiter.has_room()
+    clock.now += INTERVAL
+    callers.join()
+    assert not limiter.has_room()  # it took the slot
+    clock.now += INTERVAL
+    assert limiter.has_room()
+    assert not RateLimiter(0).has_room()  # no limit: no idle turn to speak of
 
 
 @pytest.mark.parametrize(

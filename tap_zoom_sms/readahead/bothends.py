@@ -6,7 +6,8 @@ page after they begin, while the limit idles: a window of three pages that begin
 a backfill's last requests ends two round trips after them. Zoom's session details sort
 either way (``sort``: 1 oldest first, 2 newest first), so when a window's first page says
 there is more and the limiter has a turn nobody waits for, the window's newest page is
-asked for in a thread of its own, beside the window's second page. The reading oldest
+asked for beside the window's second page, by a worker of the read-ahead that no fetch
+keeps busy (over its open connection: a new one would cost more round trips than it saves). The reading oldest
 first goes on until it has passed the oldest message of the newest page; the newest
 page's messages after the last one read are then written, oldest first, and the window
 ends: a window of three pages takes two round trips, not three, and the same three
@@ -18,16 +19,17 @@ messages are newest first and its newest is at least as new as any read oldest f
 (Zoom ignoring ``sort`` would send the oldest page again); the pages read oldest first
 must be in that order too; the window ends early only once a message strictly newer than
 the newest page's oldest was read (messages of the same second may be split across pages
-in any order); and a newest page that fails, or whose messages lack an id or a time, is
-set aside with a DEBUG line: the window is read to its end as it would have been.
+in any order); and a newest page that fails, or whose messages lack an id or a time in
+Zoom's own form, is set aside with a DEBUG line: the window is read to its end as it would
+have been. Nor does the reading wait for the newest page: a page that comes later than the
+pages oldest first is used by the first of them after it comes, or not at all.
 """
 
 from __future__ import annotations
 
 import itertools
-import threading
+import re
 import typing as t
-from concurrent.futures import Future
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from tap_zoom_sms.responses import MalformedResponseError, zoom_json
@@ -36,11 +38,14 @@ from tap_zoom_sms.windows import parse_time
 if t.TYPE_CHECKING:
     import datetime as dt
     import logging
+    from concurrent.futures import Future
 
     import requests
 
 #: The fields the meeting of the two ends is decided on.
 ID_FIELD, TIME_FIELD = "message_id", "date_time"
+#: Zoom's own form of a time: UTC, to the second (fractions allowed).
+_ZOOM_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z")
 
 
 def newest_first(first_page: str) -> str:
@@ -51,19 +56,16 @@ def newest_first(first_page: str) -> str:
 
 
 class NewestPage:
-    """A window's newest page, read by ``read`` in a thread of its own (daemon: nobody waits for it at exit)."""
+    """A window's newest page, being read by an idle worker (see :meth:`Prefetcher.beside`)."""
 
-    def __init__(self, read: t.Callable[[], requests.Response], records_key: str) -> None:
-        """Start reading now; the page's records are under ``records_key``."""
+    def __init__(self, future: Future[requests.Response], records_key: str) -> None:
+        """Follow the reading ``future``; the page's records are under ``records_key``."""
+        self._future = future
         self._records_key = records_key
-        self._future: Future[requests.Response] = Future()
-        threading.Thread(target=self._read, args=(read,), name="zoom-newest-page", daemon=True).start()
 
-    def _read(self, read: t.Callable[[], requests.Response]) -> None:
-        try:
-            self._future.set_result(read())
-        except BaseException as exc:  # handed to the reader, who sets the page aside
-            self._future.set_exception(exc)
+    def done(self) -> bool:
+        """Say whether Zoom has answered (or the reading failed)."""
+        return self._future.done()
 
     @property
     def response(self) -> requests.Response:
@@ -109,8 +111,8 @@ class BothEnds:
         None while the pages read oldest first have not passed the newest page's oldest
         message (read on), or once the newest page was set aside (see the module).
         """
-        if not self.usable or self._last is None:
-            return None
+        if not self.usable or self._last is None or not self.newest.done():
+            return None  # (an answer still to come: the window reads on, rather than wait for it)
         newest = self._newest_page()
         if newest is None:
             return None
@@ -134,9 +136,9 @@ class BothEnds:
         except Exception as exc:  # set aside: the window is read to its end
             self._set_aside(f"reading it failed: {exc}")
             return None
-        times = [_time(record) if isinstance(record, dict) and record.get(ID_FIELD) else None for record in records]
+        times = [_zoom_time(record) if _has_id(record) else None for record in records]
         if None in times:
-            self._set_aside("a message in it has no id or no time")
+            self._set_aside("a message in it has no id, or no time in Zoom's own form")
             return None
         if any(t.cast("dt.datetime", a) < t.cast("dt.datetime", b) for a, b in itertools.pairwise(times)):
             self._set_aside("it is not newest first")
@@ -150,11 +152,28 @@ class BothEnds:
 
 
 def _time(record: t.Any) -> dt.datetime | None:
-    """Return the record's time, or None if it has none that parses."""
+    """Return a written record's time, or None if it has none that parses."""
     value = record.get(TIME_FIELD) if isinstance(record, dict) else None
     if not isinstance(value, str):
         return None
     try:
         return parse_time(value)
-    except ValueError:
+    except (ValueError, TypeError, OverflowError):
         return None
+
+
+def _zoom_time(record: dict[str, t.Any]) -> dt.datetime | None:
+    """Return the time of a record as Zoom sent it, only if in Zoom's own form (``2024-05-01T10:00:00Z``).
+
+    The newest page's records are compared before they are conformed: a time in any
+    other form (epoch milliseconds, an offset) could be read otherwise than the record
+    checks read it, and place a message wrongly, so the page is set aside instead.
+    """
+    value = record.get(TIME_FIELD)
+    return _time(record) if isinstance(value, str) and _ZOOM_TIME.fullmatch(value) else None
+
+
+def _has_id(record: t.Any) -> bool:
+    """Say whether a record as Zoom sent it has a message id (a string or a number, not empty)."""
+    value = record.get(ID_FIELD) if isinstance(record, dict) else None
+    return isinstance(value, (str, int)) and not isinstance(value, bool) and str(value) != ""

@@ -36,6 +36,9 @@ if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
 
 Fetcher = t.Callable[[], t.Any]  # makes an object with get_records(context)
+T = t.TypeVar("T")
+#: :meth:`Prefetcher.beside`, as a worker's stream is given it
+Beside = t.Callable[[t.Callable[[t.Any], t.Any]], "Future[t.Any] | None"]
 
 #: Records fetched and not yet written, across every fetch (about 1.8 KB each as parsed
 #: JSON: some 18 MB). Ordinary sessions hold a few to a few hundred messages, so the
@@ -82,6 +85,9 @@ class Prefetcher:
         self._room, self._arrived = threading.Condition(self._lock), threading.Condition(self._lock)
         self._queued: collections.deque[_Fetch] = collections.deque()
         self.running = self.held = self.records_held = 0
+        self._workers = workers
+        #: jobs run beside the fetches (see beside), running now
+        self._beside = 0
         self._closed = False
 
     def queue(self, key: str, context: Context) -> None:
@@ -89,6 +95,26 @@ class Prefetcher:
         with self._lock:
             self._queued.append(self._add(key, context))
             self._start_queued()
+
+    def beside(self, job: t.Callable[[t.Any], T]) -> Future[T] | None:
+        """Run ``job(fetcher)`` now on a worker no fetch keeps busy, with its stream object; None if there is none.
+
+        A worker's stream keeps its connection to Zoom open between requests: a request
+        sent beside a fetch from an idle worker does not pay for a new connection (at a
+        second of latency, two or three round trips) the way a new stream object would.
+        """
+        with self._lock:
+            if self._closed or self.running + self._beside >= self._workers:
+                return None
+            self._beside += 1
+            return self._pool.submit(self._run_beside, job)
+
+    def _run_beside(self, job: t.Callable[[t.Any], T]) -> T:
+        try:
+            return job(self._fetcher())
+        finally:
+            with self._lock:
+                self._beside -= 1
 
     def take(self, key: str) -> t.Iterator[dict] | None:
         """Return the records fetched for ``key``, as they arrive; None if the caller is to read them itself.
@@ -190,12 +216,16 @@ class Prefetcher:
 
     def _fetch(self, fetch: _Fetch) -> None:
         """Read the fetch's records, handing each over as it comes; stop once nobody will take them."""
+        for record in self._fetcher().get_records(fetch.context):
+            if not self._put(fetch, record):
+                return
+
+    def _fetcher(self) -> t.Any:
+        """Return this worker thread's fetcher, made on first use."""
         fetcher = getattr(self._local, "fetcher", None)
         if fetcher is None:
             fetcher = self._local.fetcher = self._make_fetcher()
-        for record in fetcher.get_records(fetch.context):
-            if not self._put(fetch, record):
-                return
+        return fetcher
 
     def _put(self, fetch: _Fetch, record: dict) -> bool:
         """Hold ``record`` for the writer once there is room; False if nobody will take it."""

@@ -23,6 +23,7 @@ if t.TYPE_CHECKING:
 
     from tap_zoom_sms.discovery.boundary import BoundaryMessages
     from tap_zoom_sms.downloads import Download
+    from tap_zoom_sms.readahead.prefetch import Beside
     from tap_zoom_sms.readahead.queue import ReadAhead
     from tap_zoom_sms.windows import Window
 
@@ -64,6 +65,8 @@ class SmsMessagesStream(ZoomStream):
     _downloads: list[Download | None] | None = None
     #: the window being read from both ends, if it is (see parse_response)
     _both: BothEnds | None = None
+    #: runs a request on an idle worker of the read-ahead, for a worker's own stream (see Prefetcher.beside)
+    beside: Beside | None = None
 
     def windows(self, context: Context | None) -> t.Iterator[Window]:
         """Read the session's months from the run's lower bound to its last message."""
@@ -81,11 +84,12 @@ class SmsMessagesStream(ZoomStream):
 
         See :mod:`tap_zoom_sms.readahead.bothends`: a window's first page with more to
         come starts the reading of its newest page, when the limiter has a turn nobody
-        waits for; each later page then says whether the newest page holds the rest.
+        waits for and a worker of the read-ahead is idle; each later page then says whether
+        the newest page holds the rest.
         """
         records = super().parse_response(response)
         more = next_page_token(zoom_json(response)) is not None
-        first = response.request is None or not continues_a_chain(response.request)
+        first = response.request is not None and not continues_a_chain(response.request)
         if first:
             self._both = self._from_both_ends(response) if more and self._limit_has_room() else None
         both = self._both
@@ -110,11 +114,11 @@ class SmsMessagesStream(ZoomStream):
         """Say whether a request now would take a turn of the limit nobody waits for."""
         return self.services.limiters[self.rate_limit_label].has_room()
 
-    def _from_both_ends(self, first_page: requests.Response) -> BothEnds:
-        """Start reading the newest page of ``first_page``'s window, with a stream object of its own."""
-        reader = self.services.new_stream(type(self))
-        newest = NewestPage(partial(reader.get_page, newest_first(str(first_page.request.url))), self.records_key)
-        return BothEnds(newest, self.logger)
+    def _from_both_ends(self, first_page: requests.Response) -> BothEnds | None:
+        """Have an idle worker read the newest page of ``first_page``'s window; None if no worker is idle."""
+        url = newest_first(str(first_page.request.url))
+        future = None if self.beside is None else self.beside(lambda reader: reader.get_page(url))
+        return None if future is None else BothEnds(NewestPage(future, self.records_key), self.logger)
 
     def get_page(self, url: str) -> requests.Response:
         """GET ``url`` once outside the paging, with this stream's pacing, retries, renewal and checks."""

@@ -26,7 +26,7 @@ from tap_zoom_sms.discovery.lists import DiscoveryFellShortError, sessions_path
 from tap_zoom_sms.discovery.months import Discovery
 from tap_zoom_sms.discovery.sample import SAMPLE_FROM_WINDOWS
 from tap_zoom_sms.pagination import WINDOW_READ
-from tap_zoom_sms.readahead.prefetch import Prefetcher
+from tap_zoom_sms.readahead.prefetch import Beside, Prefetcher
 from tap_zoom_sms.readahead.queue import CHILD_CONTEXT_KEY, ReadAhead, WindowEnd
 from tap_zoom_sms.readahead.windows import DEPTH as WINDOWS_AHEAD
 from tap_zoom_sms.windows import format_zoom_time, month_windows, parse_time
@@ -46,6 +46,8 @@ class SessionMessages(t.Protocol):
     requests_session: requests.Session
     read_ahead: ReadAhead | None
     boundary: BoundaryMessages | None
+    #: runs a request on an idle worker of the read-ahead (see Prefetcher.beside), for a worker's stream
+    beside: Beside | None
 
     def message_times(self, session_id: str, since: str, until: str) -> list[str]:
         """Return the times of the session's messages in ``[since, until]``."""
@@ -226,7 +228,14 @@ class SmsSessionsStream(ZoomStream):
                     self._listed.add(record["session_id"])
                     yield record
             return
-        prefetcher = Prefetcher(partial(self.services.new_stream, type(messages)), workers)
+
+        def new_fetcher() -> SessionMessages:
+            """A worker's messages stream, whose window's newest page an idle worker may read (readahead.bothends)."""
+            fetcher = self.services.new_stream(type(messages))
+            fetcher.beside = prefetcher.beside
+            return fetcher
+
+        prefetcher = Prefetcher(new_fetcher, workers)
         ahead = self._ahead = ReadAhead(prefetcher, commit=self._commit, sync_children=self.sync_children)
         messages.read_ahead = ahead
         try:
