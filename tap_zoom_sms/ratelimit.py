@@ -76,11 +76,11 @@ class RateLimiter:
         if not self._interval:
             return
         turn = threading.Event()
-        with self._lock:
-            ahead = next((i for i, other in enumerate(self._queue) if self._priority[other] < priority), None)
-            self._queue.insert(len(self._queue) if ahead is None else ahead, turn)
-            self._priority[turn] = priority
         try:
+            with self._lock:
+                self._priority[turn] = priority
+                ahead = next((i for i, other in enumerate(self._queue) if self._priority[other] < priority), None)
+                self._queue.insert(len(self._queue) if ahead is None else ahead, turn)
             while (wait := self._take(turn)) > 0:
                 turn.wait(min(wait, WAKE_SECONDS))
                 interrupts.check()

@@ -27,6 +27,8 @@ if t.TYPE_CHECKING:
 PAGE = 100
 START = dt.datetime(2024, 5, 1, tzinfo=dt.timezone.utc)
 LOGGER = logging.getLogger("test_both_ends")
+#: A failure guard only: the newest page is answered at once by the fake Zoom.
+PATIENCE = 60.0
 NO_ID_OR_TIME = "a message in it has no id, or no time in Zoom's own form"
 
 
@@ -163,6 +165,28 @@ def test_a_newest_page_answered_late_is_used_by_the_first_page_after_it_came() -
     assert read_from_both_ends(window, Newest(window[::-1][:PAGE], after=9)) == (window, 7)  # too late: no gain
 
 
+def test_a_message_only_the_newest_page_holds_is_written_whatever_its_time() -> None:
+    """Harsh: the pages oldest first never show it (a message Zoom files elsewhere); the newest page does."""
+    window = messages(250)
+    stray = {"message_id": "stray", "date_time": window[180]["date_time"]}
+    newest = Newest([*window[::-1][:70], stray, *window[::-1][70:99]])  # newest first, the stray among them
+
+    got, read = read_from_both_ends(window, newest)
+
+    assert read == 2
+    assert sorted(m["message_id"] for m in got) == sorted([m["message_id"] for m in window] + ["stray"])
+
+
+def test_a_newest_page_that_lacks_a_message_it_should_hold_is_set_aside(caplog: pytest.LogCaptureFixture) -> None:
+    """Every message read oldest first and newer than the newest page's oldest must be on it."""
+    window = messages(450)
+    caplog.set_level(logging.DEBUG, LOGGER.name)
+    newest = [m for m in window[::-1][:101] if m["message_id"] != "m0399"]  # m0399 is newer than its oldest
+
+    assert read_from_both_ends(window, Newest(newest)) == (window, 5)
+    assert "set aside (it lacks a message read oldest first)" in caplog.text
+
+
 def test_pages_read_oldest_first_out_of_order_never_end_the_window_early() -> None:
     window = messages(450)
     shuffled = window[:PAGE] + window[PAGE : 2 * PAGE][::-1] + window[2 * PAGE :]
@@ -187,7 +211,7 @@ def room(monkeypatch: pytest.MonkeyPatch) -> None:
     wait, see readahead.bothends), so which page comes first does not depend on the threads.
     """
     monkeypatch.setattr(RateLimiter, "has_room", lambda _self: True)
-    monkeypatch.setattr(NewestPage, "done", lambda self: self._future.exception() is None or True)
+    monkeypatch.setattr(NewestPage, "done", lambda self: self._future.exception(timeout=PATIENCE) is None or True)
 
 
 def one_window_session(zoom: FakeZoom, count: int) -> list[str]:

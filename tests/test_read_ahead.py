@@ -199,6 +199,51 @@ def test_closing_wakes_the_workers_waiting_for_room() -> None:
     assert sum(sessions.read.values()) <= 100 + 4
 
 
+def test_a_job_beside_the_fetches_runs_on_an_idle_worker_with_its_own_fetcher() -> None:
+    sessions = Sessions()
+
+    class Fetcher:
+        """A worker's fetcher, which notes the thread that made it."""
+
+        def __init__(self) -> None:
+            self.thread = threading.current_thread()
+
+        def get_records(self, context: Context) -> t.Iterator[dict]:
+            return sessions.get_records(context)
+
+    fetcher = prefetch.Prefetcher(Fetcher, workers=2)
+    try:
+        fetcher.queue("s0", {"n": 0, "size": 5, "hold_after": 1})
+        wait_until(fetcher._lock, lambda: fetcher.running == 1)
+        job = fetcher.beside(lambda reader: (threading.current_thread(), reader))
+        assert job is not None
+        thread, reader = job.result(timeout=PATIENCE)
+        assert reader.thread is thread  # that worker's own fetcher (its stream, its connection)
+        assert thread.name.startswith("zoom-prefetch")
+        assert fetcher._beside == 0
+        sessions.release(0)
+        assert take(fetcher, "s0") == expected(0, 5)
+    finally:
+        fetcher.close()
+
+
+def test_no_job_runs_beside_the_fetches_when_no_worker_is_idle() -> None:
+    sessions, fetcher = queued(workers=2, budget=1000, sizes=[5, 5], hold_after=1)
+    try:
+        wait_until(fetcher._lock, lambda: fetcher.running == 2)
+        assert fetcher.beside(lambda _reader: "ran") is None
+        sessions.release(0)
+        assert take(fetcher, "s0") == expected(0, 5)
+        wait_until(fetcher._lock, lambda: fetcher.running == 1)
+        job = fetcher.beside(lambda _reader: "ran")
+        assert job is not None
+        assert job.result(timeout=PATIENCE) == "ran"
+        sessions.release(1)
+    finally:
+        fetcher.close()
+    assert fetcher.beside(lambda _reader: "ran") is None  # closed
+
+
 class Counted:
     """A worker's stream object whose records are counted as they are read."""
 

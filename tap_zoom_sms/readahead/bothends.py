@@ -44,6 +44,9 @@ if t.TYPE_CHECKING:
 
 #: The fields the meeting of the two ends is decided on.
 ID_FIELD, TIME_FIELD = "message_id", "date_time"
+#: The most messages of one window followed for an early end (a hundred pages): a longer window is
+#: read to its end, and what is held to compare stays small.
+MAX_READ = 10_000
 #: Zoom's own form of a time: UTC, to the second (fractions allowed).
 _ZOOM_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z")
 
@@ -88,9 +91,9 @@ class BothEnds:
         """Follow the pages read oldest first, once ``newest`` is being read."""
         self.newest = newest
         self._logger = logger
-        #: the newest time read oldest first, and the ids read at that time
+        #: the newest time read oldest first, and every message read so, by id (up to MAX_READ)
         self._last: dt.datetime | None = None
-        self._at_last: set[str] = set()
+        self._read: dict[str, dt.datetime] = {}
         #: False once anything seen rules the early end out (an order not kept, a page set aside)
         self.usable = True
 
@@ -98,18 +101,20 @@ class BothEnds:
         """Note a page read oldest first (its records as written)."""
         for record in page:
             when = _time(record)
-            if when is None or (self._last is not None and when < self._last):
-                self.usable = False  # not oldest first, or no time: no early end can be trusted
+            if when is None or (self._last is not None and when < self._last) or len(self._read) >= MAX_READ:
+                self.usable = False  # not oldest first, no time, or a window too long to follow
                 return
-            if when != self._last:
-                self._last, self._at_last = when, set()
-            self._at_last.add(str(record.get(ID_FIELD)))
+            self._last = when
+            self._read[str(record.get(ID_FIELD))] = when
 
     def rest(self) -> list[dict[str, t.Any]] | None:
         """Return the newest page's records not read yet, oldest first, if they end the window; else None.
 
         None while the pages read oldest first have not passed the newest page's oldest
-        message (read on), or once the newest page was set aside (see the module).
+        message (read on), or once the newest page was set aside (see the module). Every
+        message of the newest page not read oldest first is written, whatever its time;
+        and every message read oldest first that the newest page should hold (newer than
+        its oldest) must be there, or the page is set aside.
         """
         if not self.usable or self._last is None or not self.newest.done():
             return None  # (an answer still to come: the window reads on, rather than wait for it)
@@ -120,14 +125,19 @@ class BothEnds:
         if not times or times[0] < self._last:
             self._set_aside("it is empty, or older than a message read oldest first")
             return None
-        if times[-1] >= self._last:
+        oldest = times[-1]
+        if oldest >= self._last:
             return None  # not passed yet: read on
+        held = {str(record.get(ID_FIELD)) for record in newest}
+        if any(when > oldest and key not in held for key, when in self._read.items()):
+            self._set_aside("it lacks a message read oldest first")
+            return None
         rest = [
-            record
+            (when, record)
             for record, when in zip(newest, times, strict=True)
-            if when > self._last or (when == self._last and str(record.get(ID_FIELD)) not in self._at_last)
+            if str(record.get(ID_FIELD)) not in self._read
         ]
-        return rest[::-1]
+        return [record for _, record in sorted(reversed(rest), key=lambda pair: pair[0])]
 
     def _newest_page(self) -> t.Sequence[dict[str, t.Any]] | None:
         """Return the newest page if it can be trusted (newest first, every record with an id and a time)."""

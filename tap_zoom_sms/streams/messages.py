@@ -89,9 +89,10 @@ class SmsMessagesStream(ZoomStream):
         """
         records = super().parse_response(response)
         more = next_page_token(zoom_json(response)) is not None
-        first = response.request is not None and not continues_a_chain(response.request)
+        first = response.request is None or not continues_a_chain(response.request)
         if first:
-            self._both = self._from_both_ends(response) if more and self._limit_has_room() else None
+            has_url = response.request is not None
+            self._both = self._from_both_ends(response) if more and has_url and self._limit_has_room() else None
         both = self._both
         if both is None:
             yield from records
@@ -117,13 +118,18 @@ class SmsMessagesStream(ZoomStream):
     def _from_both_ends(self, first_page: requests.Response) -> BothEnds | None:
         """Have an idle worker read the newest page of ``first_page``'s window; None if no worker is idle."""
         url = newest_first(str(first_page.request.url))
-        future = None if self.beside is None else self.beside(lambda reader: reader.get_page(url))
+        future = None if self.beside is None else self.beside(lambda reader: reader.get_page(url, retried=False))
         return None if future is None else BothEnds(NewestPage(future, self.records_key), self.logger)
 
-    def get_page(self, url: str) -> requests.Response:
-        """GET ``url`` once outside the paging, with this stream's pacing, retries, renewal and checks."""
+    def get_page(self, url: str, *, retried: bool = True) -> requests.Response:
+        """GET ``url`` outside the paging, with this stream's pacing, renewal and checks (retried if ``retried``).
+
+        A window's newest page is not retried: nobody waits for it, and a worker retrying a
+        429 for minutes would hold up the fetches and the run's end for a page nobody needs.
+        """
         request = self.build_prepared_request(method="GET", url=url, headers=self.http_headers)
-        return self.request_decorator(partial(request_once, self))(request, None)
+        send = partial(request_once, self)
+        return (self.request_decorator(send) if retried else send)(request, None)
 
     def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
         """Read the session's messages (or take them, read ahead), each once across the windows of a run."""

@@ -237,7 +237,7 @@ class SmsSessionsStream(ZoomStream):
 
         prefetcher = Prefetcher(new_fetcher, workers)
         ahead = self._ahead = ReadAhead(prefetcher, commit=self._commit, sync_children=self.sync_children)
-        messages.read_ahead = ahead
+        messages.read_ahead, messages.beside = ahead, prefetcher.beside  # (a session no worker began: read here)
         try:
             for record in super().get_records(context):
                 if record is WINDOW_READ:
@@ -249,7 +249,7 @@ class SmsSessionsStream(ZoomStream):
                 yield from ahead.session(record, self._context_for(record) if self.carries(record) else None)
             yield from ahead.drain()
         finally:
-            self._ahead = messages.read_ahead = None
+            self._ahead = messages.read_ahead = messages.beside = None
             ahead.close()
 
     def get_url_params(self, context: Context | None, next_page_token: t.Any) -> dict[str, t.Any]:
