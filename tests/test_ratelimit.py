@@ -20,6 +20,7 @@ from tap_zoom_sms.ratelimit import (
     LIST_PAGE,
     NEW_WORK,
     NEXT_PAGE,
+    SLACK_SECONDS,
     RateLimitedSession,
     RateLimiter,
     continues_a_chain,
@@ -154,6 +155,26 @@ def test_the_limiter_has_room_only_for_a_turn_nobody_waits_for() -> None:
     clock.now += INTERVAL
     assert limiter.has_room()
     assert not RateLimiter(0).has_room()  # no limit: no idle turn to speak of
+
+
+def test_a_slot_taken_a_little_late_keeps_the_pace_and_an_idle_one_starts_it_again() -> None:
+    clock = Clock()
+    limiter = RateLimiter(RATE, clock=clock)
+    start = clock.now
+    limiter.acquire()
+    clock.now = start + INTERVAL + SLACK_SECONDS  # the caller woke late, within the slack
+    limiter.acquire()
+    clock.now = start + 2 * INTERVAL - 1e-6
+    assert not limiter.has_room()  # nobody passes before a slot
+    clock.now = start + 2 * INTERVAL + 1e-9
+    assert limiter.has_room()  # the late one did not push the slots after it back
+    limiter.acquire()
+    clock.now = start + 3 * INTERVAL + SLACK_SECONDS + 0.01  # nobody took the slot: the limit was idle
+    limiter.acquire()
+    clock.now += INTERVAL - 1e-6
+    assert not limiter.has_room()  # the idle time is not lent to the next ones
+    clock.now += 2e-6
+    assert limiter.has_room()
 
 
 @pytest.mark.parametrize(
