@@ -23,12 +23,14 @@ from tap_zoom_sms.network import EnvironmentSession
 HEADROOM = 0.95
 
 
-#: Lateness a slot is taken with that does not move the slots after it, in seconds. A waiting
-#: caller wakes a little after its slot (the sleep's overshoot, the other threads' hold on the
-#: interpreter): a fraction of a millisecond, now and then a few. When each such delay pushed
-#: every later slot back, a 25-month backfill at 20/s ran 0.9 s behind the pace by its end.
-#: Kept well under the headroom (1/0.95 - 1, about 52 ms, of each second): any second still
-#: holds at most floor(1.01 x 0.95 x rate) + 1 slots, never more than the limit.
+#: How late a slot may be taken without moving the slots after it, in seconds (at most half
+#: the interval, so no two requests go out back to back). A waiting caller wakes a little
+#: after its slot (the sleep's overshoot, the other threads' hold on the interpreter): a
+#: fraction of a millisecond, now and then a few. When each such delay pushed every later slot
+#: back, a 25-month backfill at 20/s ran 0.9 s behind the pace by its end. It takes 10 ms of
+#: the headroom's margin (a second of slots at 0.95 of the limit leaves about 52 ms for the
+#: jitter of arrivals): any second still holds at most floor(1.01 x 0.95 x rate) + 1 slots,
+#: never more than the limit.
 SLACK_SECONDS = 0.01
 
 
@@ -58,6 +60,7 @@ class RateLimiter:
     def __init__(self, rate: float, *, clock: t.Callable[[], float] = time.monotonic) -> None:
         """Allow about ``rate`` requests per second; ``rate <= 0`` disables the limit."""
         self._interval = 1.0 / (rate * HEADROOM) if rate > 0 else 0.0
+        self._slack = min(SLACK_SECONDS, self._interval / 2)
         self._clock = clock
         self._next_slot = 0.0
         self._lock = threading.Lock()
@@ -109,9 +112,9 @@ class RateLimiter:
                 return WAKE_SECONDS
             if now < self._next_slot:
                 return self._next_slot - now
-            # a slot taken a little late keeps the pace (see SLACK_SECONDS); one nobody took for
-            # longer was idle, and the pace starts again from now rather than lending the idle time
-            on_pace = now - self._next_slot <= SLACK_SECONDS
+            # a slot taken a little late keeps the pace (see SLACK_SECONDS); one taken later (the
+            # limit idle, or a long stall) starts the pace again from now: idle time is not lent
+            on_pace = now - self._next_slot <= self._slack
             self._next_slot = (self._next_slot if on_pace else now) + self._interval
             self._leave(turn)
             return 0.0

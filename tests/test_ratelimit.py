@@ -162,7 +162,7 @@ def test_a_slot_taken_a_little_late_keeps_the_pace_and_an_idle_one_starts_it_aga
     limiter = RateLimiter(RATE, clock=clock)
     start = clock.now
     limiter.acquire()
-    clock.now = start + INTERVAL + SLACK_SECONDS  # the caller woke late, within the slack
+    clock.now = start + INTERVAL + SLACK_SECONDS / 2  # the caller woke late, within the slack
     limiter.acquire()
     clock.now = start + 2 * INTERVAL - 1e-6
     assert not limiter.has_room()  # nobody passes before a slot
@@ -174,6 +174,21 @@ def test_a_slot_taken_a_little_late_keeps_the_pace_and_an_idle_one_starts_it_aga
     clock.now += INTERVAL - 1e-6
     assert not limiter.has_room()  # the idle time is not lent to the next ones
     clock.now += 2e-6
+    assert limiter.has_room()
+
+
+def test_at_a_high_rate_a_late_slot_never_lets_the_next_one_out_right_behind_it() -> None:
+    clock = Clock()
+    rate = 200  # slots 5.3 ms apart: a 10 ms slack would let the next slot come at once
+    interval = 1 / (rate * HEADROOM)
+    limiter = RateLimiter(rate, clock=clock)
+    start = clock.now
+    limiter.acquire()
+    clock.now = start + interval + 0.75 * interval  # late by more than half an interval
+    limiter.acquire()
+    clock.now += interval / 2
+    assert not limiter.has_room()  # the pace started again from the late slot
+    clock.now += interval / 2 + 1e-9
     assert limiter.has_room()
 
 
